@@ -1,0 +1,264 @@
+"""`MWMConfig`: every MWM hyperparameter with the reference defaults (MWM_SPEC §2–§7).
+
+Keys follow RLlib where RLlib has the concept (`gamma`, `lambda_`, `seed`) and the
+original MWM `configs.yaml` otherwise (`mae.reward_pred`, `rssm.deter`, `wmkl_minloss`,
+...), nested the same way, so that `--mae.reward_pred True` maps one to one. Nested
+dicts merge: `training(mae={"reward_pred": False})` keeps the other `mae` keys.
+Unknown or mistyped keys raise at once with the closest valid names.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import numbers
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+_OPT = {"lr": 3e-4, "eps": 1e-5, "clip": 100.0, "wd": 1e-6, "warmup": 0}
+
+#: The reference defaults. Counts are agent steps (one policy decision).
+MWM_DEFAULTS: dict[str, Any] = {
+    # --- schedule (spec §6) ---
+    "prefill": 5000,
+    "mae_pretrain": 5000,
+    "pretrain": 1,
+    "train_every": 5,
+    "train_mae_every": 5,
+    "train_steps": 1,
+    "train_mae_steps": 1,
+    "eval_every": 10000,
+    "eval_eps": 1,
+    "log_every": 10000,
+    "replay": {"capacity": 2_000_000, "minlen": 50, "prioritize_ends": True},
+    "dataset": {"batch": 16, "length": 50},
+    "mae_dataset": {"batch": 32, "length": 32},
+    "precision": "auto",
+    "clip_rewards": "identity",
+    "eval_state_mean": False,
+    # --- MAE (spec §2) ---
+    "mask_ratio": 0.75,
+    "mae": {
+        "img_size": 64,
+        "patch_size": 8,
+        "in_chans": 3,
+        "embed_dim": 256,
+        "depth": 4,
+        "num_heads": 4,
+        "mlp_ratio": 4.0,
+        "decoder_embed_dim": 256,
+        "decoder_depth": 3,
+        "decoder_num_heads": 4,
+        "early_conv": True,
+        "reward_pred": True,
+        "reward_quirk": False,
+        "tube_masking": False,
+    },
+    "mae_opt": {**_OPT, "warmup": 2500},
+    # --- world model (spec §3) ---
+    "wm_flat_vit": {
+        "embed_dim": 128,
+        "depth": 2,
+        "num_heads": 4,
+        "decoder_embed_dim": 128,
+        "decoder_depth": 2,
+        "decoder_num_heads": 4,
+    },
+    "rssm": {"deter": 1024, "hidden": 1024, "stoch": 32, "discrete": 32,
+             "action_pad": 0},
+    "reward_head": {"layers": 4, "units": 512},
+    "discount_head": {"layers": 4, "units": 512},
+    "grad_heads": ["reward"],
+    "pred_discount": False,
+    "loss_scales": {
+        "feature": 1.0,
+        "kl": 1.0,
+        "reward": 1.0,
+        "discount": 1.0,
+        "mae_pixel": 1.0,
+        "mae_reward": 1.0,
+    },
+    "wmkl": {"scale": 1.0},
+    "wmkl_minloss": 0.1,
+    "wmkl_balance": 0.8,
+    "model_opt": dict(_OPT),
+    # --- actor-critic (spec §4) ---
+    "actor": {"layers": 4, "units": 512, "min_std": 0.1, "max_std": 1.0},
+    "critic": {"layers": 4, "units": 512},
+    "actor_opt": {**_OPT, "lr": 1e-4},
+    "critic_opt": {**_OPT, "lr": 1e-4},
+    "imag_horizon": 15,
+    "actor_grad": "auto",
+    "aent": {"scale": 1e-4},
+    "slow_target_update": 100,
+    "reward_norm": {"momentum": 1.0, "eps": 1e-8},
+}
+
+#: Keys the RLModule needs; they travel to it through `model_config`.
+MODEL_KEYS = (
+    "mae", "mask_ratio", "wm_flat_vit", "rssm", "reward_head", "discount_head",
+    "pred_discount", "actor", "critic", "eval_state_mean",
+)
+
+_CHOICES = {
+    "precision": ("auto", "fp32", "bf16"),
+    "actor_grad": ("auto", "dynamics", "reinforce"),
+}
+_RLLIB_TRAINING_KEYS = set(inspect.signature(AlgorithmConfig.training).parameters)
+
+
+def _unknown_key_error(key: str, valid, where: str = "MWMConfig") -> ValueError:
+    close = difflib.get_close_matches(key, list(valid), n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return ValueError(
+        f"Unknown {where} key {key!r}.{hint} Valid keys: {', '.join(sorted(valid))}."
+    )
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """Values must have the default's type (ints are accepted for floats)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = True
+    if not ok:
+        raise ValueError(
+            f"MWMConfig.{name} must be {type(default).__name__}, got {value!r}."
+        )
+
+
+def merge_mwm_value(name: str, current: Any, value: Any) -> Any:
+    """Returns `value` merged into `current` (dicts key by key), type-checked."""
+    default = MWM_DEFAULTS[name]
+    if not isinstance(default, dict):
+        if name != "clip_rewards":  # A string or a number to divide by.
+            _check_type(name, value, default)
+        return copy.deepcopy(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"MWMConfig.{name} must be a dict, got {value!r}.")
+    merged = copy.deepcopy(current)
+    for key, sub in value.items():
+        if key not in default:
+            raise _unknown_key_error(key, default, where=f"MWMConfig.{name}")
+        _check_type(f"{name}.{key}", sub, default[key])
+        merged[key] = sub
+    return merged
+
+
+class MWMConfig(AlgorithmConfig):
+    """Configuration of the MWM algorithm.
+
+    Example:
+        config = MWMConfig().environment("metaworld_reach").training(mask_ratio=0.5)
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class)
+        for name, value in MWM_DEFAULTS.items():
+            setattr(self, name, copy.deepcopy(value))
+        self.gamma = 0.99
+        self.lambda_ = 0.95
+        self.lr = None  # Each optimizer has its own lr (`*_opt.lr`).
+        self.train_batch_size = None
+        # MWM acts one step at a time and carries a recurrent state per env.
+        self.rollout_fragment_length = 1
+        self.enable_rl_module_and_learner = True
+        self.enable_env_runner_and_connector_v2 = True
+
+    def training(self, **kwargs) -> MWMConfig:
+        """Sets RLlib training keys and any MWM key (see `MWM_DEFAULTS`)."""
+        rllib_kwargs = {k: kwargs.pop(k) for k in list(kwargs)
+                        if k in _RLLIB_TRAINING_KEYS}
+        if "lambda_" in kwargs:
+            self.lambda_ = float(kwargs.pop("lambda_"))
+        super().training(**rllib_kwargs)
+        for name, value in kwargs.items():
+            if name not in MWM_DEFAULTS:
+                raise _unknown_key_error(
+                    name, set(MWM_DEFAULTS) | _RLLIB_TRAINING_KEYS | {"lambda_"}
+                )
+            setattr(self, name, merge_mwm_value(name, getattr(self, name), value))
+        return self
+
+    def update_from_dict(self, config_dict: dict) -> MWMConfig:
+        """Routes MWM keys through `training()` so nested dicts merge."""
+        config_dict = dict(config_dict)
+        mwm = {k: config_dict.pop(k) for k in list(config_dict) if k in MWM_DEFAULTS}
+        if "lambda" in config_dict:
+            mwm["lambda_"] = config_dict.pop("lambda")
+        super().update_from_dict(config_dict)
+        return self.training(**mwm)
+
+    def validate(self) -> None:
+        super().validate()
+        self.validate_mwm()
+
+    def validate_mwm(self) -> None:
+        """Checks every MWM key; raises `ValueError` naming the bad field."""
+        for name, default in MWM_DEFAULTS.items():
+            value = getattr(self, name)
+            if isinstance(default, dict):
+                missing = set(default) - set(value)
+                if missing:
+                    raise ValueError(f"MWMConfig.{name} lacks keys {sorted(missing)}.")
+            merge_mwm_value(name, default, value)  # Raises on unknown keys/types.
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"MWMConfig.{name} must be one of {choices}, "
+                    f"got {getattr(self, name)!r}."
+                )
+        self._validate_values()
+
+    def _validate_values(self) -> None:
+        def need(cond: bool, field: str, what: str) -> None:
+            if not cond:
+                raise ValueError(f"MWMConfig.{field} {what}.")
+
+        need(0.0 <= self.mask_ratio < 1.0, "mask_ratio", "must be in [0, 1)")
+        need(0.0 <= self.wmkl_balance <= 1.0, "wmkl_balance", "must be in [0, 1]")
+        need(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
+        need(0.0 <= self.lambda_ <= 1.0, "lambda_", "must be in [0, 1]")
+        need(self.imag_horizon >= 2, "imag_horizon", "must be >= 2")
+        need(set(self.grad_heads) <= {"reward", "discount"}, "grad_heads",
+             "may only list 'reward' and 'discount'")
+        need("discount" not in self.grad_heads or self.pred_discount, "grad_heads",
+             "lists 'discount' but pred_discount is False")
+        clip = self.clip_rewards
+        need(clip in ("identity", "sign", "tanh") or (
+            isinstance(clip, numbers.Real) and not isinstance(clip, bool) and clip > 0
+        ), "clip_rewards", "must be 'identity', 'sign', 'tanh' or a positive number")
+        for name in ("prefill", "mae_pretrain", "eval_eps"):
+            need(getattr(self, name) >= 0, name, "must be >= 0")
+        for name in ("train_every", "train_mae_every", "slow_target_update"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("dataset", "mae_dataset"):
+            for key in ("batch", "length"):
+                need(getattr(self, name)[key] >= 1, f"{name}.{key}", "must be >= 1")
+        for name in ("mae_opt", "model_opt", "actor_opt", "critic_opt"):
+            opt = getattr(self, name)
+            need(opt["lr"] > 0 and opt["eps"] > 0, f"{name}", "needs lr > 0, eps > 0")
+            need(0.0 <= opt["wd"] < 1.0, f"{name}.wd", "must be in [0, 1)")
+
+    @property
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        return {key: copy.deepcopy(getattr(self, key)) for key in MODEL_KEYS}
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from rllib_mwm.rl_module import MWMTorchRLModule
+
+        return RLModuleSpec(module_class=MWMTorchRLModule)
+
+    def get_default_learner_class(self):
+        from rllib_mwm.learner import MWMTorchLearner
+
+        return MWMTorchLearner

@@ -1,0 +1,265 @@
+"""`MWMTorchLearner`: four optimizers, each fed only by its own loss (MWM_SPEC §2–§4).
+
+Two update entry points:
+- `update_mae(batch)`: one MAE step on independent frames (`mae_dataset`).
+- `update_world_model(batch)`: one world-model step on sequences (`dataset`), then
+  one actor and one critic step in imagination started from the world model's
+  posteriors, using the freshly updated world model (as DreamerV2/MWM do).
+
+Gradient isolation is structural: every optimizer's gradients are
+`torch.autograd.grad(its loss, its parameters)`, so e.g. the actor loss, whose
+gradient flows back through the dynamics, never writes into world-model grads.
+Sequence batches are aligned as in spec §1: `actions[:, t]` led to `obs[:, t]`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.utils.torch_utils import clip_gradients, convert_to_torch_tensor
+
+from rllib_mwm import losses as L
+from rllib_mwm.nets.mae import standardize
+
+Tensor = torch.Tensor
+
+#: Optimizer name → (config key of its settings, networks it owns).
+OPTIMIZERS = {
+    "mae": ("mae_opt", ("mae_encoder", "mae_decoder")),
+    "world_model": ("model_opt", (
+        "latent_encoder", "rssm", "latent_decoder", "reward_head", "discount_head",
+    )),
+    "actor": ("actor_opt", ("actor",)),
+    "critic": ("critic_opt", ("critic",)),
+}
+#: Loss key → optimizer it feeds.
+LOSS_OPTIMIZER = {
+    "mae_pixel": "mae", "mae_reward": "mae", "feature": "world_model",
+    "kl": "world_model", "reward": "world_model", "discount": "world_model",
+    "actor": "actor", "critic": "critic",
+}
+
+
+class MWMTorchLearner(TorchLearner):
+    """Trains `MWMTorchRLModule` with the reference losses and optimizers."""
+
+    def build(self) -> None:
+        super().build()
+        #: Counters and running statistics that checkpoints must keep.
+        self.mwm_state = {
+            "mae_updates": 0, "world_model_updates": 0, "critic_updates": 0,
+            "reward_mag": 1.0,
+        }
+
+    @property
+    def mwm_module(self):
+        return self.module[DEFAULT_MODULE_ID]
+
+    def configure_optimizers_for_module(self, module_id, config=None) -> None:
+        module = self.module[module_id]
+        for name, (opt_key, nets) in OPTIMIZERS.items():
+            settings = getattr(config, opt_key)
+            params = [
+                p for net in nets if getattr(module, net, None) is not None
+                for p in getattr(module, net).parameters()
+            ]
+            optimizer = torch.optim.Adam(params, lr=settings["lr"], eps=settings["eps"])
+            self.register_optimizer(
+                module_id=module_id, optimizer_name=name, optimizer=optimizer,
+                params=params,
+            )
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        raise NotImplementedError(
+            "MWM has two update entry points with their own batches: "
+            "MWMTorchLearner.update_mae and MWMTorchLearner.update_world_model."
+        )
+
+    # ------------------------------------------------------------------ updates
+    def update_mae(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """One MAE step. batch: `obs` (B, T, H, W, 3) or (N, H, W, 3) uint8 and
+        `rewards` of the leading shape; frames are independent unless tube masking.
+        """
+        cfg, module = self.config, self.mwm_module
+        batch = self._to_tensors(batch)
+        seq_len = batch["obs"].shape[1] if batch["obs"].dim() == 5 else 1
+        images = standardize(batch["obs"].reshape(-1, *batch["obs"].shape[-3:]))
+        rewards = L.transform_reward(batch["rewards"].reshape(-1), cfg.clip_rewards)
+        with self._autocast():
+            losses, metrics = L.mae_loss(
+                module.mae_encoder, module.mae_decoder, images,
+                rewards if cfg.mae["reward_pred"] else None,
+                cfg.mask_ratio, cfg.mae["patch_size"], seq_len=seq_len,
+            )
+        warmup = cfg.mae_opt["warmup"]
+        lr_scale = min(1.0, (self.mwm_state["mae_updates"] + 1) / warmup) if warmup else 1.0
+        metrics.update(self._step("mae", self._total(losses, metrics), lr_scale))
+        self.mwm_state["mae_updates"] += 1
+        return self._log(metrics)
+
+    def update_world_model(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """One world-model step, then one actor and one critic step (spec §3–§4).
+
+        batch: `obs` (B, T, H, W, 3) uint8, `actions` (B, T, A) or (B, T) ints,
+        `rewards`, `is_first`, `is_terminal` (B, T).
+        """
+        cfg, module = self.config, self.mwm_module
+        batch = self._to_tensors(batch)
+        actions = self._action_vectors(batch["actions"])
+        rewards = L.transform_reward(batch["rewards"].float(), cfg.clip_rewards)
+        discount = cfg.gamma * (1.0 - batch["is_terminal"].float())
+        with torch.no_grad():
+            tokens = module.tokens(batch["obs"])  # (B, T, 1+L, D)
+        with self._autocast():
+            losses, metrics, post = L.world_model_loss(
+                module, tokens, actions, rewards, batch["is_first"].float(), discount,
+                kl_balance=cfg.wmkl_balance, kl_minloss=cfg.wmkl_minloss,
+                grad_heads=tuple(cfg.grad_heads),
+            )
+        metrics.update(self._step("world_model", self._total(losses, metrics)))
+        self.mwm_state["world_model_updates"] += 1
+        start = {k: v.flatten(0, 1).detach() for k, v in post.items()}
+        metrics.update(self._train_actor_critic(start, discount.flatten(0, 1)))
+        return self._log(metrics)
+
+    def _train_actor_critic(self, start: dict[str, Tensor], start_discount: Tensor):
+        cfg, module = self.config, self.mwm_module
+        with self._autocast():
+            _, feat, actions = L.imagine(
+                module.rssm, module.actor, start, cfg.imag_horizon
+            )  # feat (N, H+1, F)
+            reward = self._normalize_reward(module.reward_head(feat).mode())
+            if module.discount_head is not None:
+                discount = module.discount_head(feat).mean()
+                discount = torch.cat([start_discount[:, None], discount[:, 1:]], 1)
+            else:
+                discount = torch.full_like(reward, cfg.gamma)
+            values = module.slow_critic(feat).mode()  # (N, H+1)
+            targets = L.lambda_return(
+                reward[:, :-1], values, discount[:, :-1], cfg.lambda_
+            )  # (N, H)
+            weights = L.discount_weights(discount)[:, :-1]  # (N, H)
+            actor_losses, metrics = L.actor_loss(
+                module.actor, feat, actions, targets, values, weights,
+                entropy_scale=cfg.aent["scale"], grad=self._actor_grad(),
+            )
+            critic_losses, critic_metrics = L.critic_loss(
+                module.critic, feat, targets, weights
+            )
+        metrics.update(critic_metrics)
+        metrics["actor/imag_reward_mean"] = reward.mean().detach()
+        metrics["actor/target_mean"] = targets.mean().detach()
+        metrics.update(self._step("actor", self._total(actor_losses, metrics)))
+        metrics.update(self._step("critic", self._total(critic_losses, metrics)))
+        if self.mwm_state["critic_updates"] % cfg.slow_target_update == 0:
+            module.slow_critic.load_state_dict(module.critic.state_dict())
+        self.mwm_state["critic_updates"] += 1
+        return metrics
+
+    # ------------------------------------------------------------------ helpers
+    def _total(self, losses: dict[str, Tensor], metrics: dict) -> Tensor:
+        """Sums losses × `loss_scales` (actor/critic are unscaled); logs each."""
+        scales = self.config.loss_scales
+        total = 0.0
+        for key, value in losses.items():
+            scale = 1.0 if key in ("actor", "critic") else scales[key]
+            if key == "kl":
+                scale *= self.config.wmkl["scale"]
+            prefix = LOSS_OPTIMIZER[key]
+            metrics[f"{prefix}/{key}_loss"] = value.detach()
+            total = total + scale * value.float()
+        return total
+
+    def _step(self, name: str, loss: Tensor, lr_scale: float = 1.0) -> dict:
+        """Gradients of `loss` over this optimizer's parameters only, then a step."""
+        settings = getattr(self.config, OPTIMIZERS[name][0])
+        optimizer = self.get_optimizer(DEFAULT_MODULE_ID, name)
+        refs = self._optimizer_parameters[optimizer]
+        params = [self._params[ref] for ref in refs]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        grads = {
+            ref: torch.zeros_like(p) if g is None else g
+            for ref, p, g in zip(refs, params, grads, strict=True)
+        }
+        norm = clip_gradients(grads, grad_clip=settings["clip"],
+                              grad_clip_by="global_norm")
+        finite = bool(torch.isfinite(norm))
+        if finite:
+            with torch.no_grad():
+                for p in params:
+                    if settings["wd"] and (name == "mae" or p.dim() >= 2):
+                        p.mul_(1.0 - settings["wd"])  # Decoupled weight decay.
+            for ref, p in zip(refs, params, strict=True):
+                p.grad = grads[ref]
+            for group in optimizer.param_groups:
+                group["lr"] = settings["lr"] * lr_scale
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return {f"{name}/grad_norm": norm.detach(), f"{name}/lr":
+                torch.tensor(settings["lr"] * lr_scale),
+                f"{name}/skipped_step": torch.tensor(float(not finite))}
+
+    def _normalize_reward(self, reward: Tensor) -> Tensor:
+        """StreamNorm: mag ← m·mag + (1−m)·mean|r|, r / (mag + eps) (spec §4)."""
+        settings = self.config.reward_norm
+        momentum = settings["momentum"]
+        if momentum < 1.0:
+            mag = reward.detach().abs().mean().item()
+            self.mwm_state["reward_mag"] = (
+                momentum * self.mwm_state["reward_mag"] + (1.0 - momentum) * mag
+            )
+        return reward / (self.mwm_state["reward_mag"] + settings["eps"])
+
+    def _actor_grad(self) -> str:
+        grad = self.config.actor_grad
+        if grad == "auto":
+            return "reinforce" if self.mwm_module.discrete else "dynamics"
+        return grad
+
+    def _action_vectors(self, actions: Tensor) -> Tensor:
+        module = self.mwm_module
+        if module.discrete and actions.dim() == 2:
+            return torch.nn.functional.one_hot(actions.long(), module.action_dim).float()
+        return actions.float()
+
+    def _to_tensors(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return {
+            k: convert_to_torch_tensor(np.asarray(v) if not torch.is_tensor(v) else v,
+                                       device=self._device)
+            for k, v in batch.items()
+        }
+
+    def _autocast(self):
+        precision = self.config.precision
+        on_cuda = self._device is not None and torch.device(self._device).type == "cuda"
+        if precision == "bf16" or (precision == "auto" and on_cuda):
+            device_type = "cuda" if on_cuda else "cpu"
+            return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _log(self, metrics: dict[str, Tensor]) -> dict[str, float]:
+        """Logs scalars once through RLlib's MetricsLogger; returns them as floats."""
+        keys, device = list(metrics), self._device or "cpu"
+        values = torch.stack(
+            [torch.as_tensor(metrics[k], device=device).float() for k in keys]
+        ).cpu()  # One host sync per update.
+        result = dict(zip(keys, values.tolist(), strict=True))
+        for key, value in result.items():
+            self.metrics.log_value((DEFAULT_MODULE_ID, key), value, window=1)
+        return result
+
+    # --------------------------------------------------------------- checkpoints
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        state["mwm_state"] = dict(self.mwm_state)
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if "mwm_state" in state:
+            self.mwm_state.update(state["mwm_state"])

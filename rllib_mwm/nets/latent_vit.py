@@ -1,0 +1,85 @@
+"""ViTs between MAE tokens and RSSM inputs/outputs (spec §3).
+
+`LatentViTEncoder` pools the frozen MAE tokens into the RSSM ``embed``;
+`LatentViTDecoder` predicts the MAE tokens back from ``feat``. Both own the CLS
+reordering (via `move_cls_last` / `move_cls_first`): the MAE puts CLS first, the
+latent ViTs give it the extra (grid, grid) position at the end.
+"""
+
+import torch
+from torch import nn
+
+from rllib_mwm.nets.vit import (
+    TransformerStack,
+    init_vit_weights,
+    move_cls_first,
+    move_cls_last,
+    sincos_pos_embed_with_extra,
+)
+
+
+class LatentViTEncoder(nn.Module):
+    """MAE tokens (..., 1+L, token_dim) CLS first -> embed (..., dim): CLS moved
+    last, linear, fixed sin-cos (+ extra position), transformer, mean over tokens."""
+
+    def __init__(
+        self,
+        token_dim: int = 256,
+        dim: int = 128,
+        depth: int = 2,
+        num_heads: int = 4,
+        grid: int = 8,
+    ):
+        super().__init__()
+        self.embed = nn.Linear(token_dim, dim)
+        pos_embed = sincos_pos_embed_with_extra(dim, grid)[None]  # (1, L+1, dim)
+        self.register_buffer("pos_embed", pos_embed, persistent=False)
+        self.transformer = TransformerStack(dim, depth, num_heads)
+        self.apply(init_vit_weights)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        lead = tokens.shape[:-2]
+        x = move_cls_last(tokens.reshape(-1, *tokens.shape[-2:]))  # (N, L+1, token)
+        x = self.embed(x) + self.pos_embed  # (N, L+1, dim)
+        embed = self.transformer(x).mean(dim=1)  # (N, dim)
+        return embed.reshape(*lead, -1)  # (..., dim)
+
+
+class LatentViTDecoder(nn.Module):
+    """feat (..., feat_dim) -> predicted MAE tokens (..., 1+L, token_dim) CLS first.
+
+    One projected feat token followed by L+1 learned mask tokens; position
+    embedding zero for the first token, then the grid table and the extra
+    position; the L+1 outputs after the first are projected to token_dim and the
+    last one (which predicts the MAE CLS) is moved to the front.
+    """
+
+    def __init__(
+        self,
+        feat_dim: int = 2048,
+        token_dim: int = 256,
+        dim: int = 128,
+        depth: int = 2,
+        num_heads: int = 4,
+        grid: int = 8,
+    ):
+        super().__init__()
+        self.num_tokens = grid * grid + 1
+        self.embed = nn.Linear(feat_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        table = sincos_pos_embed_with_extra(dim, grid)  # (L+1, dim)
+        pos_embed = torch.cat([torch.zeros(1, dim), table])[None]  # (1, L+2, dim)
+        self.register_buffer("pos_embed", pos_embed, persistent=False)
+        self.transformer = TransformerStack(dim, depth, num_heads)
+        self.head = nn.Linear(dim, token_dim)
+        self.apply(init_vit_weights)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        lead = feat.shape[:-1]
+        x = self.embed(feat.reshape(-1, feat.shape[-1]))[:, None]  # (N, 1, dim)
+        fill = self.mask_token.expand(x.shape[0], self.num_tokens, -1)
+        x = torch.cat([x, fill], dim=1) + self.pos_embed  # (N, L+2, dim)
+        tokens = self.head(self.transformer(x)[:, 1:])  # (N, L+1, token_dim) CLS last
+        tokens = move_cls_first(tokens)  # (N, 1+L, token_dim)
+        return tokens.reshape(*lead, *tokens.shape[1:])

@@ -1,0 +1,174 @@
+"""DreamerV2 discrete RSSM on the pooled latent-ViT embeddings (spec §3).
+
+State = {"deter": (B, deter), "stoch": (B, stoch, classes) one-hot,
+"logit": (B, stoch, classes)}; feat = [flat(stoch), deter].
+"""
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rllib_mwm.nets.dists import OneHotST
+
+
+@dataclasses.dataclass(frozen=True)
+class RSSMConfig:
+    """RSSM sizes (spec §3). ``action_pad`` > action_dim zero-pads actions to that
+    many dims (the reference used 50). ``img_in_act`` False reproduces the released
+    MWM code, which has no ELU between img_in and the GRU (DreamerV2 has one)."""
+
+    action_dim: int
+    embed_dim: int = 128
+    deter: int = 1024
+    hidden: int = 1024
+    stoch: int = 32
+    classes: int = 32
+    action_pad: int = 0
+    img_in_act: bool = True
+
+    def __post_init__(self):
+        sizes = ("action_dim", "embed_dim", "deter", "hidden", "stoch", "classes")
+        bad = [name for name in sizes if getattr(self, name) <= 0]
+        if bad:
+            raise ValueError(f"RSSMConfig sizes must be positive: {bad}")
+        if self.action_pad and self.action_pad < self.action_dim:
+            raise ValueError(
+                f"action_pad {self.action_pad} < action_dim {self.action_dim}"
+            )
+
+    @property
+    def action_in(self) -> int:
+        return max(self.action_pad, self.action_dim)
+
+    @property
+    def feat_dim(self) -> int:
+        return self.stoch * self.classes + self.deter
+
+
+class LayerNormGRUCell(nn.Module):
+    """GRU with LayerNorm on the fused gate pre-activations (DreamerV2):
+    reset, cand, update = LN(W[x, h]); cand = tanh(σ(reset)·cand);
+    u = σ(update + update_bias); h' = u·cand + (1 − u)·h. LayerNorm ε = 1e-3 as in
+    the reference's NormLayer."""
+
+    def __init__(self, input_dim: int, size: int, update_bias: float = -1.0):
+        super().__init__()
+        self.update_bias = update_bias
+        self.linear = nn.Linear(input_dim + size, 3 * size)
+        self.norm = nn.LayerNorm(3 * size, eps=1e-3)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        parts = self.norm(self.linear(torch.cat([x, h], dim=-1)))  # (B, 3·size)
+        reset, cand, update = parts.chunk(3, dim=-1)
+        cand = torch.tanh(torch.sigmoid(reset) * cand)
+        update = torch.sigmoid(update + self.update_bias)
+        return update * cand + (1 - update) * h  # (B, size)
+
+
+def _glorot_init(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class RSSM(nn.Module):
+    """Recurrent state-space model with 32×32 categorical latents (spec §3)."""
+
+    def __init__(self, cfg: RSSMConfig):
+        super().__init__()
+        self.cfg = cfg
+        flat = cfg.stoch * cfg.classes
+        self.img_in = nn.Linear(flat + cfg.action_in, cfg.hidden)
+        self.cell = LayerNormGRUCell(cfg.hidden, cfg.deter)
+        self.img_out = nn.Linear(cfg.deter, cfg.hidden)
+        self.img_dist = nn.Linear(cfg.hidden, flat)
+        self.obs_out = nn.Linear(cfg.deter + cfg.embed_dim, cfg.hidden)
+        self.obs_dist = nn.Linear(cfg.hidden, flat)
+        self.apply(_glorot_init)
+
+    def initial(
+        self, batch_size: int, device=None, dtype=torch.float32
+    ) -> dict[str, torch.Tensor]:
+        """All-zero state."""
+        shape = (batch_size, self.cfg.stoch, self.cfg.classes)
+        return {
+            "deter": torch.zeros(
+                batch_size, self.cfg.deter, device=device, dtype=dtype
+            ),
+            "stoch": torch.zeros(shape, device=device, dtype=dtype),
+            "logit": torch.zeros(shape, device=device, dtype=dtype),
+        }
+
+    def feat(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[flat(stoch), deter] -> (..., stoch·classes + deter)."""
+        return torch.cat([state["stoch"].flatten(-2), state["deter"]], dim=-1)
+
+    def _latent(self, logit: torch.Tensor, sample: bool) -> torch.Tensor:
+        dist = OneHotST(logit)  # (B, stoch, classes)
+        return dist.sample() if sample else dist.mode()
+
+    def _pad_action(self, action: torch.Tensor) -> torch.Tensor:
+        return F.pad(action, (0, self.cfg.action_in - action.shape[-1]))
+
+    def img_step(
+        self, state: dict[str, torch.Tensor], prev_action: torch.Tensor, sample=True
+    ) -> dict[str, torch.Tensor]:
+        """Prior: h = ELU(W[flat(stoch), a]); deter = GRU(h, deter);
+        logit = W(ELU(W deter)); stoch ~ OneHot(logit) straight-through."""
+        x = torch.cat([state["stoch"].flatten(-2), self._pad_action(prev_action)], -1)
+        x = self.img_in(x)  # (B, hidden)
+        x = F.elu(x) if self.cfg.img_in_act else x
+        deter = self.cell(x, state["deter"])  # (B, deter)
+        logit = self.img_dist(F.elu(self.img_out(deter)))  # (B, stoch·classes)
+        logit = logit.unflatten(-1, (self.cfg.stoch, self.cfg.classes))
+        return {"deter": deter, "stoch": self._latent(logit, sample), "logit": logit}
+
+    def obs_step(
+        self,
+        prev_state: dict[str, torch.Tensor],
+        prev_action: torch.Tensor,
+        embed: torch.Tensor,
+        is_first: torch.Tensor,
+        sample=True,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Posterior and prior for one step; where ``is_first`` the previous state
+        and action are zeroed multiplicatively (no host-side branch)."""
+        keep = 1.0 - is_first.to(prev_action.dtype)  # (B,)
+        prev_state = {k: v * _expand_as(keep, v) for k, v in prev_state.items()}
+        prior = self.img_step(prev_state, prev_action * keep[:, None], sample)
+        x = F.elu(self.obs_out(torch.cat([prior["deter"], embed], dim=-1)))
+        logit = self.obs_dist(x).unflatten(-1, (self.cfg.stoch, self.cfg.classes))
+        stoch = self._latent(logit, sample)
+        post = {"deter": prior["deter"], "stoch": stoch, "logit": logit}
+        return post, prior
+
+    def observe(
+        self,
+        embed: torch.Tensor,
+        action: torch.Tensor,
+        is_first: torch.Tensor,
+        state: dict[str, torch.Tensor] | None = None,
+        sample=True,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Filter a sequence: embed (B, T, E), action (B, T, A) where action[:, t]
+        led to step t, is_first (B, T) -> post, prior dicts of (B, T, ...)."""
+        if state is None:
+            state = self.initial(embed.shape[0], embed.device, embed.dtype)
+        posts, priors = [], []
+        for t in range(embed.shape[1]):
+            state, prior = self.obs_step(
+                state, action[:, t], embed[:, t], is_first[:, t], sample
+            )
+            posts.append(state)
+            priors.append(prior)
+        return _stack(posts), _stack(priors)
+
+
+def _expand_as(scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return scale.reshape(scale.shape + (1,) * (x.dim() - scale.dim()))
+
+
+def _stack(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([s[k] for s in states], dim=1) for k in states[0]}

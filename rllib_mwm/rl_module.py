@@ -1,0 +1,157 @@
+"""`MWMTorchRLModule`: the MAE, the latent world model and the actor-critic.
+
+Networks (attribute names are part of the API, MWM_SPEC §2–§4): `mae_encoder`,
+`mae_decoder`, `latent_encoder`, `latent_decoder`, `rssm`, `reward_head`,
+`discount_head` (only with `pred_discount`), `actor`, `critic`, `slow_critic`.
+
+Acting (spec §5) carries the recurrent state `{deter, stoch, action}` per env
+through RLlib's state connectors: `STATE_IN` is the previous step's `STATE_OUT`
+(the module's zero initial state at an episode start), and an optional `is_first`
+column resets it multiplicatively. The inference-only form (env runners) drops the
+decoders, the heads and the critics.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import InferenceOnlyAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+
+from rllib_mwm.nets.heads import ActorHead, CriticHead, DiscountHead, RewardHead
+from rllib_mwm.nets.latent_vit import LatentViTDecoder, LatentViTEncoder
+from rllib_mwm.nets.mae import MAEConfig, MAEDecoder, MaskedViTEncoder, standardize
+from rllib_mwm.nets.rssm import RSSM, RSSMConfig
+
+Tensor = torch.Tensor
+
+
+class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
+    """Masked World Models as one RLlib module (all widths from `model_config`)."""
+
+    def setup(self) -> None:
+        cfg = self.model_config
+        self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
+        self.action_dim = (
+            int(self.action_space.n) if self.discrete
+            else int(np.prod(self.action_space.shape))
+        )
+        self.mae_config = MAEConfig(**cfg["mae"], mask_ratio=cfg["mask_ratio"])
+        self.eval_state_mean = bool(cfg.get("eval_state_mean", False))
+        vit, rssm = cfg["wm_flat_vit"], cfg["rssm"]
+        grid = self.mae_config.img_size // self.mae_config.patch_size
+        token_dim = self.mae_config.embed_dim
+        self.mae_encoder = MaskedViTEncoder(self.mae_config)
+        self.mae_decoder = MAEDecoder(self.mae_config)
+        self.latent_encoder = LatentViTEncoder(
+            token_dim=token_dim, dim=vit["embed_dim"], depth=vit["depth"],
+            num_heads=vit["num_heads"], grid=grid,
+        )
+        self.rssm = RSSM(RSSMConfig(
+            action_dim=self.action_dim, embed_dim=vit["embed_dim"],
+            deter=rssm["deter"], hidden=rssm["hidden"], stoch=rssm["stoch"],
+            classes=rssm["discrete"], action_pad=rssm["action_pad"],
+        ))
+        feat_dim = rssm["deter"] + rssm["stoch"] * rssm["discrete"]
+        self.latent_decoder = LatentViTDecoder(
+            feat_dim=feat_dim, token_dim=token_dim, dim=vit["decoder_embed_dim"],
+            depth=vit["decoder_depth"], num_heads=vit["decoder_num_heads"], grid=grid,
+        )
+        self.reward_head = RewardHead(feat_dim, **cfg["reward_head"])
+        self.discount_head = (
+            DiscountHead(feat_dim, **cfg["discount_head"])
+            if cfg["pred_discount"] else None
+        )
+        self.actor = ActorHead(
+            feat_dim, self.action_dim, discrete=self.discrete, **cfg["actor"]
+        )
+        self.critic = CriticHead(feat_dim, **cfg["critic"])
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+
+    def get_non_inference_attributes(self) -> list[str]:
+        names = ["mae_decoder", "latent_decoder", "reward_head", "critic",
+                 "slow_critic"]
+        return names + (["discount_head"] if self.discount_head is not None else [])
+
+    # ----------------------------------------------------------------- encoding
+    def tokens(self, images: Tensor) -> Tensor:
+        """Unmasked MAE tokens of uint8 frames (..., H, W, 3) → (..., 1+L, D)."""
+        lead = images.shape[:-3]
+        flat = standardize(images.reshape(-1, *images.shape[-3:]))
+        tokens, _, _ = self.mae_encoder(flat, 0.0)
+        return tokens.reshape(*lead, *tokens.shape[1:])
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """Pooled RSSM input of MAE tokens (..., 1+L, D) → (..., E)."""
+        lead = tokens.shape[:-2]
+        embed = self.latent_encoder(tokens.reshape(-1, *tokens.shape[-2:]))
+        return embed.reshape(*lead, embed.shape[-1])
+
+    # ------------------------------------------------------------------- acting
+    def get_initial_state(self) -> dict[str, Tensor]:
+        rssm = self.rssm.cfg
+        return {
+            "deter": torch.zeros(rssm.deter),
+            "stoch": torch.zeros(rssm.stoch, rssm.classes),
+            "action": torch.zeros(self.action_dim),
+        }
+
+    def act(
+        self, obs: Tensor, state: dict[str, Tensor], is_first: Tensor, *,
+        explore: bool, sample_state: bool = True,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One policy step per env for T ≥ 1 steps (spec §5).
+
+        obs (B, T, H, W, 3) uint8, is_first (B, T); returns actions (B, T, A) and
+        the state after the last step.
+        """
+        embed = self.embed(self.tokens(obs))  # (B, T, E)
+        latent = {"deter": state["deter"], "stoch": state["stoch"]}
+        prev_action, actions = state["action"], []
+        for t in range(obs.shape[1]):
+            latent, _ = self.rssm.obs_step(
+                latent, prev_action, embed[:, t], is_first[:, t], sample=sample_state
+            )
+            dist = self.actor(self.rssm.feat(latent))
+            prev_action = dist.sample() if explore else dist.mode()
+            actions.append(prev_action)
+        next_state = {"deter": latent["deter"], "stoch": latent["stoch"],
+                      "action": prev_action}
+        return torch.stack(actions, 1), next_state
+
+    def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return self._act_on_batch(batch, explore=False)
+
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return self._act_on_batch(batch, explore=True)
+
+    def _act_on_batch(self, batch: dict[str, Any], explore: bool) -> dict[str, Any]:
+        obs = batch[Columns.OBS]
+        has_time = obs.dim() == 5
+        obs = obs if has_time else obs[:, None]
+        is_first = batch.get("is_first")
+        is_first = (
+            torch.zeros(obs.shape[:2], device=obs.device) if is_first is None
+            else is_first.reshape(obs.shape[:2]).float()
+        )
+        with torch.no_grad():
+            actions, state_out = self.act(
+                obs, batch[Columns.STATE_IN], is_first, explore=explore,
+                sample_state=not (self.eval_state_mean and not explore),
+            )
+        if self.discrete:
+            actions = actions.argmax(-1)
+        return {
+            Columns.ACTIONS: actions if has_time else actions[:, 0],
+            Columns.STATE_OUT: state_out,
+        }
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        raise NotImplementedError(
+            "MWM computes its losses in MWMTorchLearner.update_mae/update_world_model"
+        )

@@ -1,0 +1,10 @@
+"""Test set-up: headless rendering and the import order rllib_mwm needs."""
+
+import os
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import rllib_mwm  # noqa: E402,F401  (sets MUJOCO_GL before any simulator import)
+import torch  # noqa: E402
+
+torch.set_num_threads(1)

@@ -1,0 +1,47 @@
+"""Small shared builders for the agent tests (tiny widths, real code paths)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from rllib_mwm.config import MWMConfig
+
+OBS_SPACE = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+TINY = dict(
+    mae=dict(embed_dim=64, depth=1, decoder_embed_dim=64, decoder_depth=1),
+    wm_flat_vit=dict(embed_dim=32, depth=1, decoder_embed_dim=32, decoder_depth=1),
+    rssm=dict(deter=64, hidden=64, stoch=8, discrete=8),
+    reward_head=dict(layers=2, units=64),
+    discount_head=dict(layers=2, units=64),
+    actor=dict(layers=2, units=64),
+    critic=dict(layers=2, units=64),
+    imag_horizon=5,
+)
+
+
+def tiny_config(**overrides) -> MWMConfig:
+    config = MWMConfig().environment(
+        observation_space=OBS_SPACE, action_space=ACT_SPACE
+    )
+    return config.training(**{**TINY, **overrides})
+
+
+def build_learner(config: MWMConfig):
+    config.validate_mwm()
+    return config.build_learner(spaces={"default_policy": (OBS_SPACE, ACT_SPACE)})
+
+
+def random_sequences(B: int, T: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    is_first = np.zeros((B, T), bool)
+    is_first[:, 0] = True
+    return dict(
+        obs=rng.integers(0, 256, (B, T, 64, 64, 3), dtype=np.uint8),
+        actions=rng.uniform(-1, 1, (B, T, 4)).astype(np.float32),
+        rewards=rng.uniform(0, 1, (B, T)).astype(np.float32),
+        is_first=is_first,
+        is_terminal=np.zeros((B, T), bool),
+    )

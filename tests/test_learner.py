@@ -1,0 +1,169 @@
+"""MWMTorchLearner: optimizers, gradient isolation, schedules, checkpoint state."""
+
+import copy
+
+import pytest
+import torch
+from helpers import build_learner, random_sequences, tiny_config
+
+from rllib_mwm import losses as L
+from rllib_mwm.learner import OPTIMIZERS
+
+
+@pytest.fixture(scope="module")
+def learner():
+    return build_learner(tiny_config(pred_discount=True,
+                                     grad_heads=["reward", "discount"]))
+
+
+def _params(module, names):
+    return {
+        f"{n}.{k}": v.detach().clone()
+        for n in names if getattr(module, n, None) is not None
+        for k, v in getattr(module, n).named_parameters()
+    }
+
+
+def _changed(before, after):
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def test_four_optimizers_own_disjoint_parameters(learner):
+    module = learner.mwm_module
+    owned = {}
+    for name in OPTIMIZERS:
+        optimizer = learner.get_optimizer(optimizer_name=name)
+        owned[name] = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        assert optimizer.defaults["eps"] == 1e-5
+    ids = [i for s in owned.values() for i in s]
+    assert len(ids) == len(set(ids)), "a parameter belongs to two optimizers"
+    trainable = {id(p) for n, p in module.named_parameters()
+                 if not n.startswith("slow_critic")}
+    assert set(ids) == trainable
+    assert not any(p.requires_grad for p in module.slow_critic.parameters())
+
+
+def test_world_model_loss_gives_mae_no_gradient(learner):
+    module = learner.mwm_module
+    batch = learner._to_tensors(random_sequences(2, 4))
+    tokens = module.tokens(batch["obs"])  # Built with grad enabled on purpose.
+    losses, _, _ = L.world_model_loss(
+        module, tokens, batch["actions"], batch["rewards"],
+        batch["is_first"].float(), torch.ones(2, 4),
+        kl_balance=0.8, kl_minloss=0.1, grad_heads=("reward",),
+    )
+    total = sum(losses.values())
+    mae = list(module.mae_encoder.parameters())
+    assert all(g is None for g in torch.autograd.grad(total, mae, allow_unused=True))
+
+
+def test_actor_critic_step_leaves_world_model_and_mae_untouched(learner):
+    module = learner.mwm_module
+    wm_names = OPTIMIZERS["world_model"][1] + OPTIMIZERS["mae"][1]
+    before = _params(module, wm_names)
+    actor_before = _params(module, ["actor"])
+    critic_before = _params(module, ["critic"])
+    start = module.rssm.initial(6)
+    learner._train_actor_critic(start, torch.full((6,), 0.99))
+    assert not _changed(before, _params(module, wm_names))
+    assert _changed(actor_before, _params(module, ["actor"]))
+    assert _changed(critic_before, _params(module, ["critic"]))
+
+
+def test_actor_gradient_does_not_reach_critic(learner):
+    module = learner.mwm_module
+    _, feat, actions = L.imagine(module.rssm, module.actor, module.rssm.initial(3), 5)
+    values = module.critic(feat).mode()  # Even the online critic as baseline.
+    targets = L.lambda_return(values[:, :-1], values, torch.full((3, 5), 0.9), 0.95)
+    losses, _ = L.actor_loss(module.actor, feat, actions, targets, values,
+                             torch.ones(3, 5), entropy_scale=1e-4, grad="dynamics")
+    # The learner differentiates only over the actor's parameters ...
+    grads = torch.autograd.grad(losses["actor"], list(module.actor.parameters()))
+    assert any(g.abs().sum() > 0 for g in grads)
+    # ... and the critic loss reads detached features: no path to the actor.
+    critic_losses, _ = L.critic_loss(module.critic, feat, targets, torch.ones(3, 5))
+    actor_grads = torch.autograd.grad(critic_losses["critic"],
+                                      list(module.actor.parameters()),
+                                      allow_unused=True)
+    assert all(g is None for g in actor_grads)
+
+
+def test_update_world_model_changes_only_its_networks(learner):
+    module = learner.mwm_module
+    before = _params(module, ["mae_encoder", "mae_decoder"])
+    wm_before = _params(module, ["rssm", "latent_encoder"])
+    result = learner.update_world_model(random_sequences(2, 4))
+    assert not _changed(before, _params(module, ["mae_encoder", "mae_decoder"]))
+    assert _changed(wm_before, _params(module, ["rssm", "latent_encoder"]))
+    for key in ("world_model/feature_loss", "world_model/kl_loss",
+                "world_model/reward_loss", "world_model/discount_loss",
+                "actor/actor_loss", "critic/critic_loss", "world_model/grad_norm"):
+        assert key in result and result[key] == result[key]  # present, not NaN
+
+
+def test_update_mae_changes_only_the_mae_and_warms_up_lr(learner):
+    module = learner.mwm_module
+    rest = [n for n in OPTIMIZERS["world_model"][1] if getattr(module, n, None)]
+    before = _params(module, rest + ["actor", "critic"])
+    n0 = learner.mwm_state["mae_updates"]
+    batch = random_sequences(2, 4)
+    result = learner.update_mae({"obs": batch["obs"], "rewards": batch["rewards"]})
+    assert not _changed(before, _params(module, rest + ["actor", "critic"]))
+    assert result["mae/lr"] == pytest.approx(3e-4 * (n0 + 1) / 2500)
+    assert learner.mwm_state["mae_updates"] == n0 + 1
+
+
+def test_decoupled_weight_decay_matches_reference_rule():
+    learner = build_learner(tiny_config(mae_opt={"wd": 0.5, "lr": 1e-12}))
+    module = learner.mwm_module
+    before = copy.deepcopy(module.mae_encoder.state_dict())
+    batch = random_sequences(1, 2)
+    learner.update_mae({"obs": batch["obs"], "rewards": batch["rewards"]})
+    after = module.mae_encoder.state_dict()
+    # With a negligible lr the update is p ← (1 − wd)·p on every MAE parameter.
+    for key in ("cls_token", "blocks.0.norm1.weight", "stem.proj.bias"):
+        matches = [k for k in before if k.endswith(key)]
+        assert matches, key
+        torch.testing.assert_close(after[matches[0]], 0.5 * before[matches[0]],
+                                   atol=1e-6, rtol=1e-4)
+
+
+def test_slow_critic_copied_at_update_zero_and_every_n():
+    learner = build_learner(tiny_config(slow_target_update=2))
+    module = learner.mwm_module
+    start = module.rssm.initial(4)
+    discount = torch.full((4,), 0.99)
+    learner._train_actor_critic(start, discount)  # update 0: copy after the step
+    for a, b in zip(module.critic.parameters(), module.slow_critic.parameters(),
+                    strict=True):
+        assert torch.equal(a, b)
+    learner._train_actor_critic(start, discount)  # update 1: no copy
+    assert any(not torch.equal(a, b) for a, b in zip(
+        module.critic.parameters(), module.slow_critic.parameters(), strict=True))
+    learner._train_actor_critic(start, discount)  # update 2: copy
+    for a, b in zip(module.critic.parameters(), module.slow_critic.parameters(),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
+def test_reward_norm_running_magnitude():
+    learner = build_learner(tiny_config(reward_norm={"momentum": 0.5}))
+    r = torch.tensor([[2.0, -2.0]])
+    out = learner._normalize_reward(r)
+    # mag = .5·1 + .5·2 = 1.5 → r / 1.5
+    torch.testing.assert_close(out, r / (1.5 + 1e-8))
+    assert learner.mwm_state["reward_mag"] == pytest.approx(1.5)
+
+
+def test_learner_state_round_trip_includes_counters_and_optimizers():
+    learner = build_learner(tiny_config())
+    learner.update_world_model(random_sequences(2, 4))
+    state = learner.get_state()
+    fresh = build_learner(tiny_config())
+    fresh.set_state(state)
+    assert fresh.mwm_state == learner.mwm_state
+    a = learner.get_optimizer(optimizer_name="world_model").state_dict()["state"]
+    b = fresh.get_optimizer(optimizer_name="world_model").state_dict()["state"]
+    assert a.keys() == b.keys() and len(a) > 0
+    for k in a:
+        torch.testing.assert_close(a[k]["exp_avg"], b[k]["exp_avg"])

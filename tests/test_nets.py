@@ -1,0 +1,395 @@
+"""Tests of rllib_mwm.nets: sizes, masking, embeddings, CLS order, RSSM, heads."""
+
+import math
+
+import pytest
+import torch
+
+from rllib_mwm.nets import (
+    RSSM,
+    ActorHead,
+    CriticHead,
+    LatentViTDecoder,
+    LatentViTEncoder,
+    LayerNormGRUCell,
+    MAEConfig,
+    MAEDecoder,
+    MaskedViTEncoder,
+    OneHotST,
+    RewardHead,
+    RSSMConfig,
+    TruncNormalST,
+    destandardize,
+    move_cls_first,
+    move_cls_last,
+    patchify,
+    random_masking,
+    sincos_pos_embed_2d,
+    sincos_pos_embed_with_extra,
+    standardize,
+    unpatchify,
+    unshuffle,
+)
+from rllib_mwm.nets.mae import ConvStem, tf_same_pad
+
+TINY_MAE = dict(
+    embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16, decoder_depth=1
+)
+TINY_RSSM = dict(action_dim=3, embed_dim=8, deter=16, hidden=16, stoch=4, classes=5)
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+# Reference parameter counts (spec §2), default config, 4-dim actions.
+@pytest.mark.parametrize(
+    "build, expected",
+    [
+        (lambda: MaskedViTEncoder(MAEConfig()), 3_358_432),
+        (lambda: MAEDecoder(MAEConfig()), 2_485_441),
+        (lambda: MAEDecoder(MAEConfig(reward_quirk=True)), 2_485_377),
+        (lambda: LatentViTEncoder(), 429_696),
+        (lambda: LatentViTDecoder(), 692_224),
+        (lambda: RSSM(RSSMConfig(action_dim=4)), 11_683_840),
+        (lambda: RSSM(RSSMConfig(action_dim=4, action_pad=50)), 11_730_944),
+        (lambda: RewardHead(2048), 1_837_569),
+        (lambda: CriticHead(2048), 1_837_569),
+        (lambda: ActorHead(2048, 4), 1_841_160),
+    ],
+    ids=[
+        "mae_encoder",
+        "mae_decoder",
+        "mae_decoder_quirk",
+        "latent_encoder",
+        "latent_decoder",
+        "rssm",
+        "rssm_pad50",
+        "reward",
+        "critic",
+        "actor",
+    ],
+)
+def test_parameter_counts(build, expected):
+    assert count(build()) == expected
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="patch_size 8"):
+        MAEConfig(patch_size=16)
+    with pytest.raises(ValueError, match="num_heads"):
+        MAEConfig(embed_dim=264, num_heads=5)
+    with pytest.raises(ValueError, match="reward_quirk"):
+        MAEConfig(reward_pred=False, reward_quirk=True)
+    with pytest.raises(ValueError, match="action_pad"):
+        RSSMConfig(action_dim=6, action_pad=4)
+
+
+# ----------------------------------------------------------------- embeddings
+def test_sincos_small_grid_by_hand():
+    # dim 8: 4 channels per axis, omega = (1, 1/10000^(1/2)) = (1, 0.01); the first
+    # half encodes the column w, the second the row h; token index = h * grid + w.
+    def axis(p):
+        return [math.sin(p), math.sin(0.01 * p), math.cos(p), math.cos(0.01 * p)]
+
+    table = sincos_pos_embed_2d(8, 2)
+    assert table.shape == (4, 8)
+    for h in range(2):
+        for w in range(2):
+            expected = torch.tensor(axis(w) + axis(h))
+            torch.testing.assert_close(table[h * 2 + w], expected)
+    # dim 4: omega = 1, token (h=1, w=0) = [sin 0, cos 0, sin 1, cos 1]
+    expected = torch.tensor([0.0, 1.0, math.sin(1), math.cos(1)])
+    torch.testing.assert_close(sincos_pos_embed_2d(4, 2)[2], expected)
+
+
+def test_sincos_extra_position():
+    table = sincos_pos_embed_with_extra(4, 2)
+    assert table.shape == (5, 4)
+    corner = torch.tensor([math.sin(2), math.cos(2), math.sin(2), math.cos(2)])
+    torch.testing.assert_close(table[4], corner)  # (2, 2) of the 3x3 table
+    torch.testing.assert_close(table[:4], sincos_pos_embed_2d(4, 2))
+
+
+# ------------------------------------------------------------------ patchify
+def test_patchify_element_position_and_roundtrip():
+    images = torch.arange(1 * 4 * 4 * 2, dtype=torch.float32).reshape(1, 4, 4, 2)
+    patches = patchify(images, 2)
+    assert patches.shape == (1, 4, 8)
+    # pixel (y=3, x=2, c=1): patch (1, 1) -> index 3; offset (y%2*2 + x%2)*C + c = 5
+    assert patches[0, 3, 5] == images[0, 3, 2, 1]
+    # pixel (y=0, x=3, c=0): patch (0, 1) -> index 1; offset (0*2 + 1)*2 + 0 = 2
+    assert patches[0, 1, 2] == images[0, 0, 3, 0]
+    torch.testing.assert_close(unpatchify(patches, 2, channels=2), images)
+    big = torch.randn(3, 64, 64, 3)
+    torch.testing.assert_close(unpatchify(patchify(big, 8), 8), big)
+
+
+def test_standardize_by_hand():
+    images = torch.tensor([[[[255, 0, 128]]]], dtype=torch.uint8)
+    x = standardize(images)
+    expected = [(1 - 0.485) / 0.229, -0.456 / 0.224, (128 / 255 - 0.406) / 0.225]
+    torch.testing.assert_close(x[0, 0, 0], torch.tensor(expected))
+    torch.testing.assert_close(destandardize(x), images.float() / 255)
+
+
+# ------------------------------------------------------------------- masking
+def test_random_masking_consistency():
+    torch.manual_seed(0)
+    n, length, dim = 3, 16, 4
+    x = torch.randn(n, length, dim)
+    kept, mask, ids_restore = random_masking(x, 0.75)
+    assert kept.shape == (n, 4, dim)
+    assert (mask.sum(1) == length - 4).all()
+    restored = unshuffle(
+        torch.cat([kept, torch.zeros(n, length - 4, dim)], 1), ids_restore
+    )
+    visible = mask == 0
+    torch.testing.assert_close(restored[visible], x[visible])
+    assert (restored[~visible] == 0).all()
+    # unshuffle inverts the shuffle; the kept tokens are the first K shuffled
+    ids_shuffle = ids_restore.argsort(1)
+    shuffled = x.gather(1, ids_shuffle[..., None].expand(-1, -1, dim))
+    torch.testing.assert_close(unshuffle(shuffled, ids_restore), x)
+    torch.testing.assert_close(shuffled[:, :4], kept)
+
+
+def test_mask_ratio_zero_keeps_order():
+    x = torch.randn(2, 16, 4)
+    kept, mask, ids_restore = random_masking(x, 0.0)
+    torch.testing.assert_close(kept, x)
+    assert (mask == 0).all()
+    assert (ids_restore == torch.arange(16)).all()
+
+
+def test_tube_masking_shares_mask_over_time():
+    torch.manual_seed(0)
+    batch, time = 2, 3
+    _, mask, ids = random_masking(torch.randn(batch * time, 16, 4), 0.75, tube_T=time)
+    mask, ids = mask.reshape(batch, time, 16), ids.reshape(batch, time, 16)
+    assert (mask == mask[:, :1]).all() and (ids == ids[:, :1]).all()
+    assert not torch.equal(mask[0, 0], mask[1, 0])  # sequences differ
+    enc = MaskedViTEncoder(MAEConfig(tube_masking=True, **TINY_MAE))
+    _, mask, _ = enc(torch.randn(batch * time, 64, 64, 3), 0.75, seq_len=time)
+    assert (mask.reshape(batch, time, 64) == mask.reshape(batch, time, 64)[:, :1]).all()
+
+
+def test_cls_reordering_roundtrip():
+    tokens = torch.randn(2, 5, 3)
+    last = move_cls_last(tokens)
+    torch.testing.assert_close(last[:, -1], tokens[:, 0])
+    torch.testing.assert_close(last[:, :-1], tokens[:, 1:])
+    torch.testing.assert_close(move_cls_first(last), tokens)
+
+
+# ----------------------------------------------------------------------- MAE
+def test_tf_same_padding():
+    x = torch.ones(1, 1, 64, 64)
+    padded = tf_same_pad(x, 4, 2)  # out 32, total pad 2 -> (1, 1)
+    assert padded.shape == (1, 1, 66, 66)
+    assert padded[..., 1:65, 1:65].eq(1).all() and padded[..., 0, :].eq(0).all()
+    odd = tf_same_pad(torch.ones(1, 1, 63, 63), 4, 2)  # total 3 -> (1, 2)
+    assert odd.shape == (1, 1, 66, 66)
+    assert odd[..., 1:64, 1:64].eq(1).all() and odd[..., 64:, :].eq(0).all()
+
+
+def test_conv_stem_grid():
+    stem = ConvStem(3, 32)
+    assert stem(torch.randn(2, 64, 64, 3)).shape == (2, 64, 32)
+
+
+def test_patch_embed_row_major_tokens():
+    enc = MaskedViTEncoder(MAEConfig(early_conv=False, **TINY_MAE))
+    images = torch.zeros(1, 64, 64, 3)
+    bumped = images.clone()
+    bumped[0, 8:16, 16:24] = 1.0  # patch row 1, column 2
+    changed = (enc.stem(bumped) - enc.stem(images)).abs().sum(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == [1 * 8 + 2]
+
+
+def test_encoder_decoder_shapes():
+    cfg = MAEConfig(**TINY_MAE)
+    enc, dec = MaskedViTEncoder(cfg), MAEDecoder(cfg)
+    images = torch.randn(3, 64, 64, 3)
+    tokens, mask, ids = enc(images, 0.75)
+    assert tokens.shape == (3, 1 + 16, 32) and mask.shape == ids.shape == (3, 64)
+    pixels, reward = dec(tokens, ids)
+    assert pixels.shape == (3, 64, 192) and reward.shape == (3,)
+    tokens, mask, ids = enc(images, 0.0)
+    assert tokens.shape == (3, 65, 32) and (mask == 0).all()
+    pixels, reward = dec(tokens, torch.arange(64).expand(3, 64))
+    assert pixels.shape == (3, 64, 192) and reward.shape == (3,)
+    no_reward = MAEDecoder(MAEConfig(reward_pred=False, **TINY_MAE))
+    assert no_reward(tokens, ids)[1] is None
+
+
+def test_decoder_fills_removed_positions_with_mask_token():
+    torch.manual_seed(0)
+    cfg = MAEConfig(**TINY_MAE)
+    enc, dec = MaskedViTEncoder(cfg), MAEDecoder(cfg)
+    tokens, mask, ids = enc(torch.randn(2, 64, 64, 3), 0.75)
+    seen = {}
+    dec.transformer.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
+    dec(tokens, ids)
+    x = seen["x"] - dec.pos_embed  # (N, 1+L+1, E) without position embeddings
+    embedded = dec.embed(tokens)  # (N, 1+K, E)
+    torch.testing.assert_close(x[:, 0], embedded[:, 0])  # CLS first
+    torch.testing.assert_close(x[:, -1], dec.mask_token[0].expand(2, -1))  # reward
+    patches, removed = x[:, 1:-1], mask.bool()
+    fill = dec.mask_token[0, 0].expand(int(removed.sum()), -1)
+    torch.testing.assert_close(patches[removed], fill)
+    for row in range(2):  # kept token j sits where ids_restore == j
+        torch.testing.assert_close(
+            patches[row][~removed[row]],
+            embedded[row, 1:][ids[row][~removed[row]]],  # rank of each position
+        )
+
+
+def _reward_head_input(cfg, tokens, ids):
+    dec = MAEDecoder(cfg)
+    seen = {}
+    dec.reward_head.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
+    dec.transformer.register_forward_hook(lambda m, inp, out: seen.update(h=out))
+    pixels, _ = dec(tokens, ids)
+    return seen, pixels
+
+
+def test_reward_quirk_changes_reward_input():
+    tokens, ids = torch.randn(2, 65, 32), torch.arange(64).expand(2, 64)
+    seen, _ = _reward_head_input(MAEConfig(**TINY_MAE), tokens, ids)
+    torch.testing.assert_close(seen["x"], seen["h"][:, -1])  # the reward token
+    quirk = MAEConfig(reward_quirk=True, **TINY_MAE)
+    seen, pixels = _reward_head_input(quirk, tokens, ids)
+    torch.testing.assert_close(seen["x"], pixels[:, -1])  # last patch's pixels
+
+
+# ---------------------------------------------------------------- latent ViTs
+def test_latent_encoder_moves_cls_last():
+    enc = LatentViTEncoder(token_dim=12, dim=8, depth=1, num_heads=2, grid=2)
+    seen = {}
+    enc.embed.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
+    tokens = torch.randn(2, 3, 5, 12)  # (B, T, 1+L, token_dim)
+    assert enc(tokens).shape == (2, 3, 8)
+    torch.testing.assert_close(seen["x"][:, -1], tokens.reshape(6, 5, 12)[:, 0])
+
+
+def test_latent_decoder_cls_first():
+    dec = LatentViTDecoder(
+        feat_dim=10, token_dim=12, dim=8, depth=1, num_heads=2, grid=2
+    )
+    seen = {}
+    dec.head.register_forward_hook(lambda m, inp, out: seen.update(y=out))
+    tokens = dec(torch.randn(2, 3, 10))
+    assert tokens.shape == (2, 3, 5, 12)
+    head_out = seen["y"]  # (N, L+1, token_dim): CLS prediction last
+    flat = tokens.reshape(6, 5, 12)
+    torch.testing.assert_close(flat[:, 0], head_out[:, -1])
+    torch.testing.assert_close(flat[:, 1:], head_out[:, :-1])
+
+
+# ---------------------------------------------------------------------- RSSM
+def _random_state(rssm, batch):
+    cfg = rssm.cfg
+    logit = torch.randn(batch, cfg.stoch, cfg.classes)
+    return {
+        "deter": torch.randn(batch, cfg.deter),
+        "stoch": OneHotST(logit).sample(),
+        "logit": logit,
+    }
+
+
+def test_gru_cell_by_hand():
+    cell = LayerNormGRUCell(3, 1)
+    h = torch.tensor([[0.7], [-1.2]])
+    torch.testing.assert_close(cell(torch.randn(2, 3), h).shape, h.shape)
+    # zero LayerNorm gain: the fused pre-activations are its bias (reset, cand, upd)
+    torch.nn.init.zeros_(cell.norm.weight)
+    with torch.no_grad():
+        cell.norm.bias.copy_(torch.tensor([0.5, 2.0, 0.3]))
+
+    def sigmoid(v):
+        return 1 / (1 + math.exp(-v))
+
+    cand = math.tanh(sigmoid(0.5) * 2.0)
+    update = sigmoid(0.3 - 1.0)  # update bias -1
+    expected = update * cand + (1 - update) * h
+    torch.testing.assert_close(cell(torch.randn(2, 3), h), expected)
+
+
+def test_is_first_resets_state_and_action():
+    torch.manual_seed(0)
+    rssm = RSSM(RSSMConfig(**TINY_RSSM))
+    state, action, embed = _random_state(rssm, 2), torch.randn(2, 3), torch.randn(2, 8)
+    is_first = torch.tensor([1.0, 0.0])
+    post, prior = rssm.obs_step(state, action, embed, is_first, sample=False)
+    fresh, fresh_prior = rssm.obs_step(
+        rssm.initial(2), torch.zeros(2, 3), embed, torch.zeros(2), sample=False
+    )
+    carried, _ = rssm.obs_step(state, action, embed, torch.zeros(2), sample=False)
+    for key in ("deter", "stoch", "logit"):
+        torch.testing.assert_close(post[key][0], fresh[key][0])
+        torch.testing.assert_close(prior[key][0], fresh_prior[key][0])
+        torch.testing.assert_close(post[key][1], carried[key][1])
+    assert not torch.allclose(post["deter"][1], fresh["deter"][1])
+
+
+def test_straight_through_gradients_reach_logit_layers():
+    torch.manual_seed(0)
+    rssm = RSSM(RSSMConfig(**TINY_RSSM))
+    post, prior = rssm.obs_step(
+        rssm.initial(4), torch.randn(4, 3), torch.randn(4, 8), torch.zeros(4)
+    )
+    stoch_sum = post["stoch"].sum(-1)
+    torch.testing.assert_close(stoch_sum, torch.ones_like(stoch_sum))
+    weights = torch.randn_like(post["stoch"])
+    ((post["stoch"] + prior["stoch"]) * weights).sum().backward()
+    assert rssm.obs_dist.weight.grad.abs().sum() > 0
+    assert rssm.img_dist.weight.grad.abs().sum() > 0
+
+
+def test_observe_equals_repeated_obs_step():
+    rssm = RSSM(RSSMConfig(**TINY_RSSM, action_pad=6))
+    batch, time = 2, 4
+    embed, action = torch.randn(batch, time, 8), torch.randn(batch, time, 3)
+    is_first = torch.tensor([[1.0, 0, 1, 0], [1, 0, 0, 0]])
+    torch.manual_seed(1)
+    post, prior = rssm.observe(embed, action, is_first)
+    torch.manual_seed(1)
+    state = rssm.initial(batch)
+    for t in range(time):
+        state, step_prior = rssm.obs_step(
+            state, action[:, t], embed[:, t], is_first[:, t]
+        )
+        for key in ("deter", "stoch", "logit"):
+            torch.testing.assert_close(post[key][:, t], state[key])
+            torch.testing.assert_close(prior[key][:, t], step_prior[key])
+    feat = rssm.feat(post)
+    assert feat.shape == (batch, time, 4 * 5 + 16)
+    torch.testing.assert_close(feat[..., :20], post["stoch"].flatten(-2))
+
+
+# --------------------------------------------------------------------- heads
+def test_head_output_init_scale():
+    head = RewardHead(64, layers=2, units=512)
+    limit = math.sqrt(3 * 0.1 / ((512 + 1) / 2))
+    weight = head.mlp.out.weight
+    assert weight.abs().max() <= limit and weight.abs().max() > 0.9 * limit
+    assert head.mlp.out.bias.eq(0).all() and head.mlp.hidden[0].bias.eq(0).all()
+
+
+def test_actor_head_mean_and_std():
+    actor = ActorHead(6, 2, layers=1, units=8)
+    torch.nn.init.zeros_(actor.mlp.out.weight)
+    with torch.no_grad():
+        actor.mlp.out.bias.copy_(torch.tensor([0.5, -0.5, 0.0, 2.0]))
+    dist = actor(torch.randn(3, 6))
+    assert isinstance(dist, TruncNormalST)
+    torch.testing.assert_close(
+        dist.mean[0], torch.tensor([math.tanh(0.5)] * 2) * torch.tensor([1.0, -1.0])
+    )
+    sig2 = 1 / (1 + math.exp(-2))
+    torch.testing.assert_close(
+        dist.std[0], torch.tensor([0.9 * 0.5 + 0.1, 0.9 * sig2 + 0.1])
+    )
+    discrete = ActorHead(6, 5, discrete=True, layers=1, units=8)(torch.randn(3, 6))
+    assert isinstance(discrete, OneHotST) and discrete.logits.shape == (3, 5)
