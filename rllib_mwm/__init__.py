@@ -9,11 +9,9 @@ from rllib_mwm._preload import prepare_process
 prepare_process()
 
 from rllib_mwm.config import MWMConfig  # noqa: E402
+from rllib_mwm.envs import make_env, register_envs, task_names  # noqa: E402
 
-try:
-    from rllib_mwm.envs import make_env, register_envs, task_names  # noqa: E402
-except ImportError:
-    pass
+register_envs()
 
 __all__ = ["MWMConfig", "make_env", "register_envs", "task_names"]
 __version__ = "0.1.0"

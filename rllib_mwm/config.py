@@ -67,8 +67,13 @@ MWM_DEFAULTS: dict[str, Any] = {
         "decoder_depth": 2,
         "decoder_num_heads": 4,
     },
-    "rssm": {"deter": 1024, "hidden": 1024, "stoch": 32, "discrete": 32,
-             "action_pad": 0},
+    "rssm": {
+        "deter": 1024,
+        "hidden": 1024,
+        "stoch": 32,
+        "discrete": 32,
+        "action_pad": 0,
+    },
     "reward_head": {"layers": 4, "units": 512},
     "discount_head": {"layers": 4, "units": 512},
     "grad_heads": ["reward"],
@@ -99,8 +104,16 @@ MWM_DEFAULTS: dict[str, Any] = {
 
 #: Keys the RLModule needs; they travel to it through `model_config`.
 MODEL_KEYS = (
-    "mae", "mask_ratio", "wm_flat_vit", "rssm", "reward_head", "discount_head",
-    "pred_discount", "actor", "critic", "eval_state_mean",
+    "mae",
+    "mask_ratio",
+    "wm_flat_vit",
+    "rssm",
+    "reward_head",
+    "discount_head",
+    "pred_discount",
+    "actor",
+    "critic",
+    "eval_state_mean",
 )
 
 _CHOICES = {
@@ -176,8 +189,9 @@ class MWMConfig(AlgorithmConfig):
 
     def training(self, **kwargs) -> MWMConfig:
         """Sets RLlib training keys and any MWM key (see `MWM_DEFAULTS`)."""
-        rllib_kwargs = {k: kwargs.pop(k) for k in list(kwargs)
-                        if k in _RLLIB_TRAINING_KEYS}
+        rllib_kwargs = {
+            k: kwargs.pop(k) for k in list(kwargs) if k in _RLLIB_TRAINING_KEYS
+        }
         if "lambda_" in kwargs:
             self.lambda_ = float(kwargs.pop("lambda_"))
         super().training(**rllib_kwargs)
@@ -229,14 +243,27 @@ class MWMConfig(AlgorithmConfig):
         need(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
         need(0.0 <= self.lambda_ <= 1.0, "lambda_", "must be in [0, 1]")
         need(self.imag_horizon >= 2, "imag_horizon", "must be >= 2")
-        need(set(self.grad_heads) <= {"reward", "discount"}, "grad_heads",
-             "may only list 'reward' and 'discount'")
-        need("discount" not in self.grad_heads or self.pred_discount, "grad_heads",
-             "lists 'discount' but pred_discount is False")
+        need(
+            set(self.grad_heads) <= {"reward", "discount"},
+            "grad_heads",
+            "may only list 'reward' and 'discount'",
+        )
+        need(
+            "discount" not in self.grad_heads or self.pred_discount,
+            "grad_heads",
+            "lists 'discount' but pred_discount is False",
+        )
         clip = self.clip_rewards
-        need(clip in ("identity", "sign", "tanh") or (
-            isinstance(clip, numbers.Real) and not isinstance(clip, bool) and clip > 0
-        ), "clip_rewards", "must be 'identity', 'sign', 'tanh' or a positive number")
+        need(
+            clip in ("identity", "sign", "tanh")
+            or (
+                isinstance(clip, numbers.Real)
+                and not isinstance(clip, bool)
+                and clip > 0
+            ),
+            "clip_rewards",
+            "must be 'identity', 'sign', 'tanh' or a positive number",
+        )
         for name in ("prefill", "mae_pretrain", "eval_eps"):
             need(getattr(self, name) >= 0, name, "must be >= 0")
         for name in ("train_every", "train_mae_every", "slow_target_update"):

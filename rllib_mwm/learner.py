@@ -31,17 +31,29 @@ Tensor = torch.Tensor
 #: Optimizer name → (config key of its settings, networks it owns).
 OPTIMIZERS = {
     "mae": ("mae_opt", ("mae_encoder", "mae_decoder")),
-    "world_model": ("model_opt", (
-        "latent_encoder", "rssm", "latent_decoder", "reward_head", "discount_head",
-    )),
+    "world_model": (
+        "model_opt",
+        (
+            "latent_encoder",
+            "rssm",
+            "latent_decoder",
+            "reward_head",
+            "discount_head",
+        ),
+    ),
     "actor": ("actor_opt", ("actor",)),
     "critic": ("critic_opt", ("critic",)),
 }
 #: Loss key → optimizer it feeds.
 LOSS_OPTIMIZER = {
-    "mae_pixel": "mae", "mae_reward": "mae", "feature": "world_model",
-    "kl": "world_model", "reward": "world_model", "discount": "world_model",
-    "actor": "actor", "critic": "critic",
+    "mae_pixel": "mae",
+    "mae_reward": "mae",
+    "feature": "world_model",
+    "kl": "world_model",
+    "reward": "world_model",
+    "discount": "world_model",
+    "actor": "actor",
+    "critic": "critic",
 }
 
 
@@ -52,7 +64,9 @@ class MWMTorchLearner(TorchLearner):
         super().build()
         #: Counters and running statistics that checkpoints must keep.
         self.mwm_state = {
-            "mae_updates": 0, "world_model_updates": 0, "critic_updates": 0,
+            "mae_updates": 0,
+            "world_model_updates": 0,
+            "critic_updates": 0,
             "reward_mag": 1.0,
         }
 
@@ -65,12 +79,16 @@ class MWMTorchLearner(TorchLearner):
         for name, (opt_key, nets) in OPTIMIZERS.items():
             settings = getattr(config, opt_key)
             params = [
-                p for net in nets if getattr(module, net, None) is not None
+                p
+                for net in nets
+                if getattr(module, net, None) is not None
                 for p in getattr(module, net).parameters()
             ]
             optimizer = torch.optim.Adam(params, lr=settings["lr"], eps=settings["eps"])
             self.register_optimizer(
-                module_id=module_id, optimizer_name=name, optimizer=optimizer,
+                module_id=module_id,
+                optimizer_name=name,
+                optimizer=optimizer,
                 params=params,
             )
 
@@ -92,12 +110,18 @@ class MWMTorchLearner(TorchLearner):
         rewards = L.transform_reward(batch["rewards"].reshape(-1), cfg.clip_rewards)
         with self._autocast():
             losses, metrics = L.mae_loss(
-                module.mae_encoder, module.mae_decoder, images,
+                module.mae_encoder,
+                module.mae_decoder,
+                images,
                 rewards if cfg.mae["reward_pred"] else None,
-                cfg.mask_ratio, cfg.mae["patch_size"], seq_len=seq_len,
+                cfg.mask_ratio,
+                cfg.mae["patch_size"],
+                seq_len=seq_len,
             )
         warmup = cfg.mae_opt["warmup"]
-        lr_scale = min(1.0, (self.mwm_state["mae_updates"] + 1) / warmup) if warmup else 1.0
+        lr_scale = (
+            min(1.0, (self.mwm_state["mae_updates"] + 1) / warmup) if warmup else 1.0
+        )
         metrics.update(self._step("mae", self._total(losses, metrics), lr_scale))
         self.mwm_state["mae_updates"] += 1
         return self._log(metrics)
@@ -117,8 +141,14 @@ class MWMTorchLearner(TorchLearner):
             tokens = module.tokens(batch["obs"])  # (B, T, 1+L, D)
         with self._autocast():
             losses, metrics, post = L.world_model_loss(
-                module, tokens, actions, rewards, batch["is_first"].float(), discount,
-                kl_balance=cfg.wmkl_balance, kl_minloss=cfg.wmkl_minloss,
+                module,
+                tokens,
+                actions,
+                rewards,
+                batch["is_first"].float(),
+                discount,
+                kl_balance=cfg.wmkl_balance,
+                kl_minloss=cfg.wmkl_minloss,
                 grad_heads=tuple(cfg.grad_heads),
             )
         metrics.update(self._step("world_model", self._total(losses, metrics)))
@@ -145,8 +175,14 @@ class MWMTorchLearner(TorchLearner):
             )  # (N, H)
             weights = L.discount_weights(discount)[:, :-1]  # (N, H)
             actor_losses, metrics = L.actor_loss(
-                module.actor, feat, actions, targets, values, weights,
-                entropy_scale=cfg.aent["scale"], grad=self._actor_grad(),
+                module.actor,
+                feat,
+                actions,
+                targets,
+                values,
+                weights,
+                entropy_scale=cfg.aent["scale"],
+                grad=self._actor_grad(),
             )
             critic_losses, critic_metrics = L.critic_loss(
                 module.critic, feat, targets, weights
@@ -186,8 +222,9 @@ class MWMTorchLearner(TorchLearner):
             ref: torch.zeros_like(p) if g is None else g
             for ref, p, g in zip(refs, params, grads, strict=True)
         }
-        norm = clip_gradients(grads, grad_clip=settings["clip"],
-                              grad_clip_by="global_norm")
+        norm = clip_gradients(
+            grads, grad_clip=settings["clip"], grad_clip_by="global_norm"
+        )
         finite = bool(torch.isfinite(norm))
         if finite:
             with torch.no_grad():
@@ -200,9 +237,11 @@ class MWMTorchLearner(TorchLearner):
                 group["lr"] = settings["lr"] * lr_scale
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        return {f"{name}/grad_norm": norm.detach(), f"{name}/lr":
-                torch.tensor(settings["lr"] * lr_scale),
-                f"{name}/skipped_step": torch.tensor(float(not finite))}
+        return {
+            f"{name}/grad_norm": norm.detach(),
+            f"{name}/lr": torch.tensor(settings["lr"] * lr_scale),
+            f"{name}/skipped_step": torch.tensor(float(not finite)),
+        }
 
     def _normalize_reward(self, reward: Tensor) -> Tensor:
         """StreamNorm: mag ← m·mag + (1−m)·mean|r|, r / (mag + eps) (spec §4)."""
@@ -224,13 +263,16 @@ class MWMTorchLearner(TorchLearner):
     def _action_vectors(self, actions: Tensor) -> Tensor:
         module = self.mwm_module
         if module.discrete and actions.dim() == 2:
-            return torch.nn.functional.one_hot(actions.long(), module.action_dim).float()
+            return torch.nn.functional.one_hot(
+                actions.long(), module.action_dim
+            ).float()
         return actions.float()
 
     def _to_tensors(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         return {
-            k: convert_to_torch_tensor(np.asarray(v) if not torch.is_tensor(v) else v,
-                                       device=self._device)
+            k: convert_to_torch_tensor(
+                np.asarray(v) if not torch.is_tensor(v) else v, device=self._device
+            )
             for k, v in batch.items()
         }
 

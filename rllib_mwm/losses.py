@@ -86,7 +86,9 @@ def world_model_loss(
     embed = module.latent_encoder(tokens.flatten(0, 1)).unflatten(0, (B, T))
     post, prior = module.rssm.observe(embed, actions, is_first)
     feat = module.rssm.feat(post)  # (B, T, F)
-    kl, kl_value = kl_balance_loss(post["logit"], prior["logit"], kl_balance, kl_minloss)
+    kl, kl_value = kl_balance_loss(
+        post["logit"], prior["logit"], kl_balance, kl_minloss
+    )
     pred_tokens = module.latent_decoder(feat.flatten(0, 1)).unflatten(0, (B, T))
     losses = {
         # Summed over channels, averaged over tokens and B·T.
@@ -144,7 +146,9 @@ def lambda_return(
 ) -> Tensor:
     """R_t = r_t + d_t·((1−λ)·v_{t+1} + λ·R_{t+1}), R_H = v_H; returns (N, H)."""
     assert rewards.shape == discounts.shape == values[:, :-1].shape, (
-        rewards.shape, discounts.shape, values.shape,
+        rewards.shape,
+        discounts.shape,
+        values.shape,
     )
     inputs = rewards + discounts * (1.0 - lambda_) * values[:, 1:]
     last = values[:, -1]

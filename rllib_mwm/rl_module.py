@@ -38,7 +38,8 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         cfg = self.model_config
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
         self.action_dim = (
-            int(self.action_space.n) if self.discrete
+            int(self.action_space.n)
+            if self.discrete
             else int(np.prod(self.action_space.shape))
         )
         self.mae_config = MAEConfig(**cfg["mae"], mask_ratio=cfg["mask_ratio"])
@@ -49,23 +50,37 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         self.mae_encoder = MaskedViTEncoder(self.mae_config)
         self.mae_decoder = MAEDecoder(self.mae_config)
         self.latent_encoder = LatentViTEncoder(
-            token_dim=token_dim, dim=vit["embed_dim"], depth=vit["depth"],
-            num_heads=vit["num_heads"], grid=grid,
+            token_dim=token_dim,
+            dim=vit["embed_dim"],
+            depth=vit["depth"],
+            num_heads=vit["num_heads"],
+            grid=grid,
         )
-        self.rssm = RSSM(RSSMConfig(
-            action_dim=self.action_dim, embed_dim=vit["embed_dim"],
-            deter=rssm["deter"], hidden=rssm["hidden"], stoch=rssm["stoch"],
-            classes=rssm["discrete"], action_pad=rssm["action_pad"],
-        ))
+        self.rssm = RSSM(
+            RSSMConfig(
+                action_dim=self.action_dim,
+                embed_dim=vit["embed_dim"],
+                deter=rssm["deter"],
+                hidden=rssm["hidden"],
+                stoch=rssm["stoch"],
+                classes=rssm["discrete"],
+                action_pad=rssm["action_pad"],
+            )
+        )
         feat_dim = rssm["deter"] + rssm["stoch"] * rssm["discrete"]
         self.latent_decoder = LatentViTDecoder(
-            feat_dim=feat_dim, token_dim=token_dim, dim=vit["decoder_embed_dim"],
-            depth=vit["decoder_depth"], num_heads=vit["decoder_num_heads"], grid=grid,
+            feat_dim=feat_dim,
+            token_dim=token_dim,
+            dim=vit["decoder_embed_dim"],
+            depth=vit["decoder_depth"],
+            num_heads=vit["decoder_num_heads"],
+            grid=grid,
         )
         self.reward_head = RewardHead(feat_dim, **cfg["reward_head"])
         self.discount_head = (
             DiscountHead(feat_dim, **cfg["discount_head"])
-            if cfg["pred_discount"] else None
+            if cfg["pred_discount"]
+            else None
         )
         self.actor = ActorHead(
             feat_dim, self.action_dim, discrete=self.discrete, **cfg["actor"]
@@ -74,8 +89,13 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
 
     def get_non_inference_attributes(self) -> list[str]:
-        names = ["mae_decoder", "latent_decoder", "reward_head", "critic",
-                 "slow_critic"]
+        names = [
+            "mae_decoder",
+            "latent_decoder",
+            "reward_head",
+            "critic",
+            "slow_critic",
+        ]
         return names + (["discount_head"] if self.discount_head is not None else [])
 
     # ----------------------------------------------------------------- encoding
@@ -102,8 +122,13 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         }
 
     def act(
-        self, obs: Tensor, state: dict[str, Tensor], is_first: Tensor, *,
-        explore: bool, sample_state: bool = True,
+        self,
+        obs: Tensor,
+        state: dict[str, Tensor],
+        is_first: Tensor,
+        *,
+        explore: bool,
+        sample_state: bool = True,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """One policy step per env for T ≥ 1 steps (spec §5).
 
@@ -120,8 +145,11 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
             dist = self.actor(self.rssm.feat(latent))
             prev_action = dist.sample() if explore else dist.mode()
             actions.append(prev_action)
-        next_state = {"deter": latent["deter"], "stoch": latent["stoch"],
-                      "action": prev_action}
+        next_state = {
+            "deter": latent["deter"],
+            "stoch": latent["stoch"],
+            "action": prev_action,
+        }
         return torch.stack(actions, 1), next_state
 
     def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
@@ -136,12 +164,16 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         obs = obs if has_time else obs[:, None]
         is_first = batch.get("is_first")
         is_first = (
-            torch.zeros(obs.shape[:2], device=obs.device) if is_first is None
+            torch.zeros(obs.shape[:2], device=obs.device)
+            if is_first is None
             else is_first.reshape(obs.shape[:2]).float()
         )
         with torch.no_grad():
             actions, state_out = self.act(
-                obs, batch[Columns.STATE_IN], is_first, explore=explore,
+                obs,
+                batch[Columns.STATE_IN],
+                is_first,
+                explore=explore,
                 sample_state=not (self.eval_state_mean and not explore),
             )
         if self.discrete:

@@ -4,7 +4,8 @@ import os
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-import rllib_mwm  # noqa: E402,F401  (sets MUJOCO_GL before any simulator import)
 import torch  # noqa: E402
+
+import rllib_mwm  # noqa: E402,F401  (sets MUJOCO_GL before any simulator import)
 
 torch.set_num_threads(1)

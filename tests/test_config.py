@@ -9,8 +9,13 @@ def test_reference_defaults():
     c = MWMConfig()
     assert (c.gamma, c.lambda_, c.mask_ratio, c.imag_horizon) == (0.99, 0.95, 0.75, 15)
     assert c.mae["embed_dim"] == 256 and c.mae["depth"] == 4
-    assert c.rssm == {"deter": 1024, "hidden": 1024, "stoch": 32, "discrete": 32,
-                      "action_pad": 0}
+    assert c.rssm == {
+        "deter": 1024,
+        "hidden": 1024,
+        "stoch": 32,
+        "discrete": 32,
+        "action_pad": 0,
+    }
     assert c.mae_opt["warmup"] == 2500 and c.actor_opt["lr"] == 1e-4
     assert c.dataset == {"batch": 16, "length": 50}
     assert c.mae_dataset == {"batch": 32, "length": 32}

@@ -12,14 +12,16 @@ from rllib_mwm.learner import OPTIMIZERS
 
 @pytest.fixture(scope="module")
 def learner():
-    return build_learner(tiny_config(pred_discount=True,
-                                     grad_heads=["reward", "discount"]))
+    return build_learner(
+        tiny_config(pred_discount=True, grad_heads=["reward", "discount"])
+    )
 
 
 def _params(module, names):
     return {
         f"{n}.{k}": v.detach().clone()
-        for n in names if getattr(module, n, None) is not None
+        for n in names
+        if getattr(module, n, None) is not None
         for k, v in getattr(module, n).named_parameters()
     }
 
@@ -37,8 +39,9 @@ def test_four_optimizers_own_disjoint_parameters(learner):
         assert optimizer.defaults["eps"] == 1e-5
     ids = [i for s in owned.values() for i in s]
     assert len(ids) == len(set(ids)), "a parameter belongs to two optimizers"
-    trainable = {id(p) for n, p in module.named_parameters()
-                 if not n.startswith("slow_critic")}
+    trainable = {
+        id(p) for n, p in module.named_parameters() if not n.startswith("slow_critic")
+    }
     assert set(ids) == trainable
     assert not any(p.requires_grad for p in module.slow_critic.parameters())
 
@@ -48,9 +51,15 @@ def test_world_model_loss_gives_mae_no_gradient(learner):
     batch = learner._to_tensors(random_sequences(2, 4))
     tokens = module.tokens(batch["obs"])  # Built with grad enabled on purpose.
     losses, _, _ = L.world_model_loss(
-        module, tokens, batch["actions"], batch["rewards"],
-        batch["is_first"].float(), torch.ones(2, 4),
-        kl_balance=0.8, kl_minloss=0.1, grad_heads=("reward",),
+        module,
+        tokens,
+        batch["actions"],
+        batch["rewards"],
+        batch["is_first"].float(),
+        torch.ones(2, 4),
+        kl_balance=0.8,
+        kl_minloss=0.1,
+        grad_heads=("reward",),
     )
     total = sum(losses.values())
     mae = list(module.mae_encoder.parameters())
@@ -75,16 +84,24 @@ def test_actor_gradient_does_not_reach_critic(learner):
     _, feat, actions = L.imagine(module.rssm, module.actor, module.rssm.initial(3), 5)
     values = module.critic(feat).mode()  # Even the online critic as baseline.
     targets = L.lambda_return(values[:, :-1], values, torch.full((3, 5), 0.9), 0.95)
-    losses, _ = L.actor_loss(module.actor, feat, actions, targets, values,
-                             torch.ones(3, 5), entropy_scale=1e-4, grad="dynamics")
+    losses, _ = L.actor_loss(
+        module.actor,
+        feat,
+        actions,
+        targets,
+        values,
+        torch.ones(3, 5),
+        entropy_scale=1e-4,
+        grad="dynamics",
+    )
     # The learner differentiates only over the actor's parameters ...
     grads = torch.autograd.grad(losses["actor"], list(module.actor.parameters()))
     assert any(g.abs().sum() > 0 for g in grads)
     # ... and the critic loss reads detached features: no path to the actor.
     critic_losses, _ = L.critic_loss(module.critic, feat, targets, torch.ones(3, 5))
-    actor_grads = torch.autograd.grad(critic_losses["critic"],
-                                      list(module.actor.parameters()),
-                                      allow_unused=True)
+    actor_grads = torch.autograd.grad(
+        critic_losses["critic"], list(module.actor.parameters()), allow_unused=True
+    )
     assert all(g is None for g in actor_grads)
 
 
@@ -95,9 +112,15 @@ def test_update_world_model_changes_only_its_networks(learner):
     result = learner.update_world_model(random_sequences(2, 4))
     assert not _changed(before, _params(module, ["mae_encoder", "mae_decoder"]))
     assert _changed(wm_before, _params(module, ["rssm", "latent_encoder"]))
-    for key in ("world_model/feature_loss", "world_model/kl_loss",
-                "world_model/reward_loss", "world_model/discount_loss",
-                "actor/actor_loss", "critic/critic_loss", "world_model/grad_norm"):
+    for key in (
+        "world_model/feature_loss",
+        "world_model/kl_loss",
+        "world_model/reward_loss",
+        "world_model/discount_loss",
+        "actor/actor_loss",
+        "critic/critic_loss",
+        "world_model/grad_norm",
+    ):
         assert key in result and result[key] == result[key]  # present, not NaN
 
 
@@ -124,8 +147,9 @@ def test_decoupled_weight_decay_matches_reference_rule():
     for key in ("cls_token", "blocks.0.norm1.weight", "stem.proj.bias"):
         matches = [k for k in before if k.endswith(key)]
         assert matches, key
-        torch.testing.assert_close(after[matches[0]], 0.5 * before[matches[0]],
-                                   atol=1e-6, rtol=1e-4)
+        torch.testing.assert_close(
+            after[matches[0]], 0.5 * before[matches[0]], atol=1e-6, rtol=1e-4
+        )
 
 
 def test_slow_critic_copied_at_update_zero_and_every_n():
@@ -134,15 +158,21 @@ def test_slow_critic_copied_at_update_zero_and_every_n():
     start = module.rssm.initial(4)
     discount = torch.full((4,), 0.99)
     learner._train_actor_critic(start, discount)  # update 0: copy after the step
-    for a, b in zip(module.critic.parameters(), module.slow_critic.parameters(),
-                    strict=True):
+    for a, b in zip(
+        module.critic.parameters(), module.slow_critic.parameters(), strict=True
+    ):
         assert torch.equal(a, b)
     learner._train_actor_critic(start, discount)  # update 1: no copy
-    assert any(not torch.equal(a, b) for a, b in zip(
-        module.critic.parameters(), module.slow_critic.parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(
+            module.critic.parameters(), module.slow_critic.parameters(), strict=True
+        )
+    )
     learner._train_actor_critic(start, discount)  # update 2: copy
-    for a, b in zip(module.critic.parameters(), module.slow_critic.parameters(),
-                    strict=True):
+    for a, b in zip(
+        module.critic.parameters(), module.slow_critic.parameters(), strict=True
+    ):
         assert torch.equal(a, b)
 
 

@@ -44,9 +44,7 @@ def test_lambda_return_rejects_misaligned_shapes():
 
 def test_discount_weights_are_shifted_cumprod():
     d = torch.tensor([[0.5, 0.4, 0.2]])
-    torch.testing.assert_close(
-        L.discount_weights(d), torch.tensor([[1.0, 0.5, 0.2]])
-    )
+    torch.testing.assert_close(L.discount_weights(d), torch.tensor([[1.0, 0.5, 0.2]]))
 
 
 def test_kl_balance_value_and_gradient_split():
@@ -58,8 +56,9 @@ def test_kl_balance_value_and_gradient_split():
     torch.testing.assert_close(loss, kl_hand)
     torch.testing.assert_close(kl, kl_hand.detach())
     g_post, g_prior = torch.autograd.grad(loss, (post, prior))
-    f_post, f_prior = torch.autograd.grad(kl_categorical(post, prior).sum(),
-                                          (post, prior))
+    f_post, f_prior = torch.autograd.grad(
+        kl_categorical(post, prior).sum(), (post, prior)
+    )
     torch.testing.assert_close(g_prior, 0.8 * f_prior)
     torch.testing.assert_close(g_post, 0.2 * f_post)
 
@@ -77,7 +76,9 @@ def test_kl_balance_clips_elementwise_before_the_mean():
 def test_transform_reward_modes():
     r = torch.tensor([-2.0, 0.0, 3.0])
     torch.testing.assert_close(L.transform_reward(r, "identity"), r)
-    torch.testing.assert_close(L.transform_reward(r, "sign"), torch.tensor([-1.0, 0, 1]))
+    torch.testing.assert_close(
+        L.transform_reward(r, "sign"), torch.tensor([-1.0, 0, 1])
+    )
     torch.testing.assert_close(L.transform_reward(r, "tanh"), torch.tanh(r))
     torch.testing.assert_close(L.transform_reward(r, 2), r / 2)
 
@@ -133,8 +134,14 @@ def test_actor_and_critic_loss_index_alignment():
     weights = torch.tensor([[1.0, 0.5, 0.25]])  # w0..w2
     eta = 0.1
     losses, _ = L.actor_loss(
-        _CodedPolicy(), feat, torch.zeros(1, H + 1, 1), targets,
-        torch.zeros(1, H + 1), weights, entropy_scale=eta, grad="dynamics",
+        _CodedPolicy(),
+        feat,
+        torch.zeros(1, H + 1, 1),
+        targets,
+        torch.zeros(1, H + 1),
+        weights,
+        entropy_scale=eta,
+        grad="dynamics",
     )
     # t = 0, 1: w_t·(R_{t+1} + η·H(z_t)); states z2, z3 and target R0 unused.
     hand = -((1.0 * (2.0 + eta * 10.0)) + 0.5 * (3.0 + eta * 20.0)) / 2
@@ -162,8 +169,14 @@ def test_actor_loss_reinforce_uses_baseline_and_logged_actions():
     baseline = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     weights = torch.ones(1, 3)
     losses, _ = L.actor_loss(
-        Policy(), torch.zeros(1, 4, 1), actions, targets, baseline, weights,
-        entropy_scale=0.0, grad="reinforce",
+        Policy(),
+        torch.zeros(1, 4, 1),
+        actions,
+        targets,
+        baseline,
+        weights,
+        entropy_scale=0.0,
+        grad="reinforce",
     )
     # t=0: logp(a1)=1, adv=R1−v0=5; t=1: logp(a2)=2, adv=R2−v1=5.
     assert losses["actor"].item() == pytest.approx(-(1 * 5 + 2 * 5) / 2)

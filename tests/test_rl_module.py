@@ -10,9 +10,7 @@ from rllib_mwm.config import MWMConfig
 
 
 def _module(config, inference_only=False):
-    spec = config.get_rl_module_spec(
-        spaces={"default_policy": (OBS_SPACE, ACT_SPACE)}
-    )
+    spec = config.get_rl_module_spec(spaces={"default_policy": (OBS_SPACE, ACT_SPACE)})
     spec.inference_only = inference_only
     return spec.build()
 
@@ -24,20 +22,35 @@ def module():
 
 
 def _batch_state(module, B):
-    return {k: v[None].repeat(B, *[1] * v.dim())
-            for k, v in module.get_initial_state().items()}
+    return {
+        k: v[None].repeat(B, *[1] * v.dim())
+        for k, v in module.get_initial_state().items()
+    }
 
 
 def test_reference_parameter_counts_module_by_module():
     module = _module(MWMConfig())
-    counts = {name: sum(p.numel() for p in getattr(module, name).parameters())
-              for name in ("mae_encoder", "mae_decoder", "latent_encoder",
-                           "latent_decoder", "rssm", "reward_head", "critic",
-                           "actor")}
+    counts = {
+        name: sum(p.numel() for p in getattr(module, name).parameters())
+        for name in (
+            "mae_encoder",
+            "mae_decoder",
+            "latent_encoder",
+            "latent_decoder",
+            "rssm",
+            "reward_head",
+            "critic",
+            "actor",
+        )
+    }
     assert counts == {
-        "mae_encoder": 3_358_432, "mae_decoder": 2_485_441,
-        "latent_encoder": 429_696, "latent_decoder": 692_224,
-        "rssm": 11_683_840, "reward_head": 1_837_569, "critic": 1_837_569,
+        "mae_encoder": 3_358_432,
+        "mae_decoder": 2_485_441,
+        "latent_encoder": 429_696,
+        "latent_decoder": 692_224,
+        "rssm": 11_683_840,
+        "reward_head": 1_837_569,
+        "critic": 1_837_569,
         "actor": 1_841_160,
     }
     assert module.discount_head is None
@@ -55,8 +68,13 @@ def test_carried_forward_passes_equal_one_observe(module):
     actions, deters = [], []
     with torch.no_grad():
         for t in range(T):
-            a, state = module.act(obs[:, t:t + 1], state, is_first[:, t:t + 1],
-                                  explore=False, sample_state=False)
+            a, state = module.act(
+                obs[:, t : t + 1],
+                state,
+                is_first[:, t : t + 1],
+                explore=False,
+                sample_state=False,
+            )
             actions.append(a[:, 0])
             deters.append(state["deter"])
         # One observe over the same sequence; actions[:, t] led to step t.
@@ -83,8 +101,9 @@ def test_forward_exploration_and_inference_through_rllib_columns(module):
     assert out[Columns.ACTIONS].shape == (B, 1, 4)
     assert out[Columns.ACTIONS].abs().max() < 1.0
     assert set(out[Columns.STATE_OUT]) == {"deter", "stoch", "action"}
-    torch.testing.assert_close(out[Columns.STATE_OUT]["action"],
-                               out[Columns.ACTIONS][:, 0])
+    torch.testing.assert_close(
+        out[Columns.STATE_OUT]["action"], out[Columns.ACTIONS][:, 0]
+    )
     a1 = module.forward_inference(batch)[Columns.ACTIONS]
     a2 = module.forward_inference(batch)[Columns.ACTIONS]
     assert a1.shape == (B, 1, 4)
@@ -96,8 +115,14 @@ def test_inference_only_module_drops_training_networks():
     config = tiny_config(pred_discount=True)
     full = _module(config)
     light = _module(config, inference_only=True)
-    for name in ("mae_decoder", "latent_decoder", "reward_head", "discount_head",
-                 "critic", "slow_critic"):
+    for name in (
+        "mae_decoder",
+        "latent_decoder",
+        "reward_head",
+        "discount_head",
+        "critic",
+        "slow_critic",
+    ):
         assert getattr(full, name, None) is not None
         assert not hasattr(light, name)
     light.set_state(full.get_state(inference_only=True))

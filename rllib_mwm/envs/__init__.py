@@ -1,0 +1,31 @@
+"""Environment adapters for MWM (spec §1, §7).
+
+`make_env("metaworld_peg_insert_side", seed=0)` builds an image-only gymnasium
+env; `register_envs()` makes every `<suite>_<task>` name known to Tune/RLlib.
+Simulators are imported lazily, so importing this package stays cheap.
+"""
+
+from rllib_mwm.envs.registry import (
+    CONFIG_KEYS,
+    SUITES,
+    create_from_context,
+    make_env,
+    parse_name,
+    register_envs,
+    task_names,
+)
+from rllib_mwm.envs.rlbench import SimulatorNotInstalled
+from rllib_mwm.envs.wrappers import EnvSettings, PixelEnv
+
+__all__ = [
+    "CONFIG_KEYS",
+    "SUITES",
+    "EnvSettings",
+    "PixelEnv",
+    "SimulatorNotInstalled",
+    "create_from_context",
+    "make_env",
+    "parse_name",
+    "register_envs",
+    "task_names",
+]

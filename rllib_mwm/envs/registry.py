@@ -1,0 +1,121 @@
+"""Task names `<suite>_<task>`, `make_env`, and Tune/RLlib registration (spec §7)."""
+
+from __future__ import annotations
+
+import collections
+import difflib
+import functools
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rllib_mwm.envs.wrappers import CONFIG_KEYS, EnvSettings
+
+SUITES = ("dmc", "metaworld", "rlbench")
+EXAMPLES = (
+    "metaworld_peg_insert_side",
+    "dmc_walker_walk",
+    "dmc_manip_reach_duplo",
+    "rlbench_reach_target",
+)
+_COPIES: collections.Counter = collections.Counter()  # env copies per context
+
+
+def _suite(suite: str):
+    return importlib.import_module(f"rllib_mwm.envs.{suite}")
+
+
+def task_names(suite: str | None = None) -> list[str]:
+    """Every env name, or those of one suite (`dmc`, `metaworld`, `rlbench`)."""
+    if suite is not None and suite not in SUITES:
+        raise ValueError(f"Unknown env suite {suite!r}; valid suites: {SUITES}")
+    suites = SUITES if suite is None else (suite,)
+    return [f"{s}_{task}" for s in suites for task in _suite(s).task_names()]
+
+
+def parse_name(name: str) -> tuple[str, str]:
+    """`dmc_walker_walk` -> (`dmc`, `walker_walk`); unknown names raise ValueError."""
+    suite, _, task = str(name).partition("_")
+    if suite not in SUITES or not task:
+        raise ValueError(
+            f"Unknown env {name!r}: names are <suite>_<task> with suite in "
+            f"{SUITES}, e.g. {', '.join(EXAMPLES)}"
+        )
+    valid = task_names(suite)
+    # Without RLBench installed its task list is unknown; construction then
+    # raises SimulatorNotInstalled, which says what to install.
+    if name not in valid and (suite != "rlbench" or _suite(suite).rlbench_installed()):
+        close = difflib.get_close_matches(name, valid, n=3, cutoff=0.4)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        raise ValueError(
+            f"Unknown {suite} task {name!r}.{hint} Valid: {', '.join(valid)}"
+        )
+    return suite, task
+
+
+def make_env(name: str, **env_config: Any) -> gym.Env:
+    """Build the env `name` (e.g. `metaworld_peg_insert_side`).
+
+    env_config keys (anything else raises ValueError):
+      seed: int | None. None draws one from OS entropy.
+      size: (height, width) of the RGB observation, default (64, 64).
+      action_repeat: simulator steps per agent step, default 2.
+      time_limit: episode length in agent steps; default per suite: metaworld
+        250, dmc the task's own (1000 frames / action_repeat), rlbench 200.
+      camera: camera name or id overriding the suite's default.
+      fast_render: Meta-world only; no shadows, reflections or MSAA.
+    """
+    settings = EnvSettings.from_config(env_config)
+    suite, task = parse_name(name)
+    return _suite(suite).make(task, settings)
+
+
+def create_from_context(name: str, env_config: Mapping[str, Any]) -> gym.Env:
+    """RLlib env creator; `env_config` may be an `EnvContext`.
+
+    With a worker/vector index, each env copy gets its own reproducible seed
+    mixed from (seed, worker_index, vector_index, copy number in this process):
+    RLlib gives all copies of a vectorized runner the same context.
+    """
+    config = dict(env_config)
+    worker = getattr(env_config, "worker_index", None)
+    vector = getattr(env_config, "vector_index", None)
+    if worker is not None or vector is not None:
+        config["seed"] = _copy_seed(name, config.get("seed"), worker or 0, vector or 0)
+    return make_env(name, **config)
+
+
+def _copy_seed(name: str, seed: int | None, worker: int, vector: int) -> int:
+    key = (name, seed, worker, vector)
+    copy = _COPIES[key]
+    _COPIES[key] += 1
+    entropy = [worker, vector, copy, int(seed is not None), int(seed or 0)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+
+def register_envs() -> list[str]:
+    """Register every task name with `ray.tune.registry` (idempotent).
+
+    The creators are module-level functions, so Ray worker processes import
+    them from `rllib_mwm.envs` rather than unpickling code.
+    """
+    from ray.tune.registry import register_env
+
+    names = task_names()
+    for name in names:
+        register_env(name, functools.partial(create_from_context, name))
+    return names
+
+
+__all__ = [
+    "CONFIG_KEYS",
+    "SUITES",
+    "create_from_context",
+    "make_env",
+    "parse_name",
+    "register_envs",
+    "task_names",
+]

@@ -1,0 +1,172 @@
+"""Shared machinery of the env adapters: settings, action repeat, time limit.
+
+Every adapter is a `gymnasium.Env` whose observation is the 64x64 RGB frame only
+(spec §1) and whose action space is Box(-1, 1). An agent step repeats the action
+`action_repeat` times, sums the rewards, reports `success` if any sub-step
+succeeded and stops repeating once the simulator ends the episode (spec §7).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import os
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+CONFIG_KEYS = ("seed", "size", "action_repeat", "time_limit", "camera", "fast_render")
+
+
+def ensure_headless_gl() -> None:
+    """Default MuJoCo to EGL (headless, works on CPU via Mesa) before importing it."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSettings:
+    """Validated `env_config` of one env (see `make_env` for the keys)."""
+
+    seed: int | None = None
+    size: tuple[int, int] = (64, 64)
+    action_repeat: int = 2
+    time_limit: int | None = None  # agent steps; None = the suite's default
+    camera: str | int | None = None  # None = the suite's default (spec §7)
+    fast_render: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> EnvSettings:
+        """Check keys and types; an unknown key raises `ValueError` naming it."""
+        unknown = sorted(set(config) - set(CONFIG_KEYS))
+        if unknown:
+            raise ValueError(
+                f"Unknown env_config key(s) {unknown}; valid keys: {list(CONFIG_KEYS)}"
+            )
+        settings = cls(**{k: v for k, v in config.items() if v is not None})
+        settings._validate()
+        return settings
+
+    def _validate(self) -> None:
+        size = tuple(self.size)
+        if len(size) != 2 or not all(_is_int(s) and s > 0 for s in size):
+            raise ValueError(f"size must be (height, width) ints, got {self.size!r}")
+        object.__setattr__(self, "size", (int(size[0]), int(size[1])))
+        for key in ("action_repeat", "time_limit"):
+            value = getattr(self, key)
+            if value is not None and not (_is_int(value) and value > 0):
+                raise ValueError(f"{key} must be a positive int, got {value!r}")
+        if self.seed is not None and not (_is_int(self.seed) and self.seed >= 0):
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        if not isinstance(self.fast_render, bool):
+            raise ValueError(f"fast_render must be a bool, got {self.fast_render!r}")
+        camera = self.camera
+        if camera is not None and not (isinstance(camera, str) or _is_int(camera)):
+            raise ValueError(f"camera must be a name or an id, got {camera!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def fresh_seed() -> int:
+    """A seed from OS entropy, for envs built without one."""
+    return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+
+
+class SimStep(NamedTuple):
+    """Outcome of one simulator (sub-)step."""
+
+    reward: float
+    terminated: bool = False  # a real terminal state (no bootstrapping)
+    truncated: bool = False  # the simulator's own time limit
+    success: bool = False
+    failed: bool = False  # simulator error: the agent step ends with reward 0
+
+
+class PixelEnv(gym.Env):
+    """Image-only env with action repeat and a time limit in agent steps.
+
+    Subclasses implement `_reset_sim(seed)`, `_step_sim(action) -> SimStep` and
+    `_observe() -> uint8 image`; the image is produced once per agent step.
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}
+    render_mode = "rgb_array"
+    reports_success = False  # Meta-world and RLBench put `success` in info
+
+    def __init__(
+        self, settings: EnvSettings, action_dim: int, time_limit: int, frame_dt: float
+    ):
+        """`frame_dt`: simulated seconds per simulator step (sets render_fps)."""
+        self.metadata = {
+            **self.metadata,
+            "render_fps": 1.0 / (frame_dt * settings.action_repeat),
+        }
+        self.observation_space = gym.spaces.Box(
+            0, 255, (*settings.size, 3), dtype=np.uint8
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (action_dim,), dtype=np.float32)
+        self.action_repeat = settings.action_repeat
+        self.time_limit = time_limit
+        self._steps: int | None = None  # None: reset() needed
+        self._image: np.ndarray | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode; a `seed` reseeds the simulator (gymnasium API)."""
+        super().reset(seed=seed)
+        self._reset_sim(seed)
+        self._steps = 0
+        self._image = self._observe()
+        return self._image, self._info(False)
+
+    def step(self, action):
+        """One agent step = `action_repeat` simulator steps (spec §7)."""
+        if self._steps is None:
+            raise RuntimeError("Call reset() before step() (and after an episode end).")
+        action = self._check_action(action)
+        reward, success, terminated, truncated = 0.0, False, False, False
+        for _ in range(self.action_repeat):
+            sub = self._step_sim(action)
+            if sub.failed:
+                reward, success, terminated = 0.0, False, True
+                break
+            reward += float(sub.reward)
+            success = success or bool(sub.success)
+            terminated, truncated = bool(sub.terminated), bool(sub.truncated)
+            if terminated or truncated:
+                break
+        self._steps += 1
+        truncated = not terminated and (truncated or self._steps >= self.time_limit)
+        if terminated or truncated:
+            self._steps = None
+        self._image = self._observe()
+        return self._image, reward, terminated, truncated, self._info(success)
+
+    def render(self) -> np.ndarray | None:
+        """The latest observation frame."""
+        return None if self._image is None else self._image.copy()
+
+    def _check_action(self, action) -> np.ndarray:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(
+                f"Expected an action of shape {self.action_space.shape}, "
+                f"got {action.shape}"
+            )
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"Action has non-finite entries: {action}")
+        return np.clip(action, -1.0, 1.0)
+
+    def _info(self, success: bool) -> dict:
+        return {"success": success} if self.reports_success else {}
+
+    def _reset_sim(self, seed: int | None) -> None:
+        raise NotImplementedError
+
+    def _step_sim(self, action: np.ndarray) -> SimStep:
+        raise NotImplementedError
+
+    def _observe(self) -> np.ndarray:
+        raise NotImplementedError

@@ -1,0 +1,59 @@
+"""Episodes as MWM stores them (MWM_SPEC §1) and uniform sequence sampling.
+
+A stored step holds the observation together with the action that *led to it*;
+the first step of an episode holds a zero action and zero reward. Arrays:
+`obs` (T+1, H, W, 3) uint8, `actions` (T+1, A), `rewards`, `is_first`,
+`is_terminal`, `success` (T+1,).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+def run_episode(env: gym.Env, policy, seed: int | None = None) -> dict[str, np.ndarray]:
+    """Runs one episode with `policy(obs) -> action`, stored in MWM's alignment."""
+    obs, _ = env.reset(seed=seed)
+    zero = np.zeros(env.action_space.shape, np.float32)
+    steps = [(obs, zero, 0.0, True, False, False)]
+    done = False
+    while not done:
+        action = np.asarray(policy(obs), np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        steps.append(
+            (obs, action, reward, False, terminated, bool(info.get("success", False)))
+        )
+        done = terminated or truncated
+    columns = zip(*steps, strict=True)
+    names = ("obs", "actions", "rewards", "is_first", "is_terminal", "success")
+    dtypes = (np.uint8, np.float32, np.float32, bool, bool, bool)
+    return {n: np.asarray(c, d) for n, c, d in zip(names, columns, dtypes, strict=True)}
+
+
+def random_episode(env: gym.Env, seed: int) -> dict[str, np.ndarray]:
+    """One episode of uniform random actions (the prefill policy, spec §6)."""
+    env.action_space.seed(seed)
+    return run_episode(env, lambda _: env.action_space.sample(), seed=seed)
+
+
+def sample_sequences(
+    episodes: list[dict[str, np.ndarray]],
+    batch: int,
+    length: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """`batch` sequences of exactly `length` steps, episodes chosen uniformly,
+    with `is_first` forced on the first step of every sequence (spec §6)."""
+    usable = [e for e in episodes if len(e["obs"]) >= length]
+    if not usable:
+        raise ValueError(f"no stored episode has {length} steps")
+    rows = []
+    for _ in range(batch):
+        episode = usable[rng.integers(len(usable))]
+        start = rng.integers(len(episode["obs"]) - length + 1)
+        row = {k: v[start : start + length] for k, v in episode.items()}
+        row["is_first"] = row["is_first"].copy()
+        row["is_first"][0] = True
+        rows.append(row)
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
