@@ -16,6 +16,10 @@ import numbers
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.dreamerv3.utils.add_is_firsts_to_batch import (
+    AddIsFirstsToBatch,
+)
+from ray.rllib.connectors.common import AddStatesFromEpisodesToBatch
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 _OPT = {"lr": 3e-4, "eps": 1e-5, "clip": 100.0, "wd": 1e-6, "warmup": 0}
@@ -275,6 +279,14 @@ class MWMConfig(AlgorithmConfig):
             opt = getattr(self, name)
             need(opt["lr"] > 0 and opt["eps"] > 0, f"{name}", "needs lr > 0, eps > 0")
             need(0.0 <= opt["wd"] < 1.0, f"{name}.wd", "must be in [0, 1)")
+
+    def build_env_to_module_connector(self, env=None, spaces=None, device=None):
+        """Adds RLlib's `is_first` column so the module resets its state (spec §5)."""
+        connector = super().build_env_to_module_connector(
+            env=env, spaces=spaces, device=device
+        )
+        connector.insert_before(AddStatesFromEpisodesToBatch, AddIsFirstsToBatch())
+        return connector
 
     @property
     def _model_config_auto_includes(self) -> dict[str, Any]:

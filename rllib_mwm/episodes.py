@@ -57,3 +57,18 @@ def sample_sequences(
         row["is_first"][0] = True
         rows.append(row)
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def synthetic_batch(
+    batch: int, length: int, action_dim: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Random frames and actions in the sequence-batch layout (tests, benchmarks)."""
+    is_first = np.zeros((batch, length), bool)
+    is_first[:, 0] = True
+    return dict(
+        obs=rng.integers(0, 256, (batch, length, 64, 64, 3), dtype=np.uint8),
+        actions=rng.uniform(-1, 1, (batch, length, action_dim)).astype(np.float32),
+        rewards=rng.uniform(0, 1, (batch, length)).astype(np.float32),
+        is_first=is_first,
+        is_terminal=np.zeros((batch, length), bool),
+    )

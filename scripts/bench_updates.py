@@ -26,20 +26,9 @@ import torch  # noqa: E402
 
 import rllib_mwm  # noqa: E402,F401  (process set-up before torch/ray imports)
 from rllib_mwm.config import MWMConfig  # noqa: E402
+from rllib_mwm.episodes import synthetic_batch  # noqa: E402
 
 SHAPES = {"paper": ((32, 32), (50, 50)), "16x16": ((16, 16), (16, 16))}
-
-
-def sequences(B: int, T: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    is_first = np.zeros((B, T), bool)
-    is_first[:, 0] = True
-    return dict(
-        obs=rng.integers(0, 256, (B, T, 64, 64, 3), dtype=np.uint8),
-        actions=rng.uniform(-1, 1, (B, T, 4)).astype(np.float32),
-        rewards=rng.uniform(0, 1, (B, T)).astype(np.float32),
-        is_first=is_first,
-        is_terminal=np.zeros((B, T), bool),
-    )
 
 
 def timed(fn, repeats: int, device: str) -> list[float]:
@@ -79,9 +68,9 @@ def main(argv=None) -> int:
     results = []
     for name in args.configs.split(","):
         (mb, mt), (wb, wt) = SHAPES[name]
-        mae_batch = sequences(mb, mt, rng)
+        mae_batch = synthetic_batch(mb, mt, 4, rng)
         mae_batch = {"obs": mae_batch["obs"], "rewards": mae_batch["rewards"]}
-        wm_batch = sequences(wb, wt, rng)
+        wm_batch = synthetic_batch(wb, wt, 4, rng)
         for update, fn in (
             ("mae", lambda b=mae_batch: learner.update_mae(b)),
             (

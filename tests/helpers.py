@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 
 from rllib_mwm.config import MWMConfig
+from rllib_mwm.episodes import synthetic_batch
 
 OBS_SPACE = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
 ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -35,13 +36,4 @@ def build_learner(config: MWMConfig):
 
 
 def random_sequences(B: int, T: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    is_first = np.zeros((B, T), bool)
-    is_first[:, 0] = True
-    return dict(
-        obs=rng.integers(0, 256, (B, T, 64, 64, 3), dtype=np.uint8),
-        actions=rng.uniform(-1, 1, (B, T, 4)).astype(np.float32),
-        rewards=rng.uniform(0, 1, (B, T)).astype(np.float32),
-        is_first=is_first,
-        is_terminal=np.zeros((B, T), bool),
-    )
+    return synthetic_batch(B, T, 4, np.random.default_rng(seed))

@@ -75,3 +75,18 @@ def test_model_config_carries_the_network_settings():
     assert c.model_config["mask_ratio"] == 0.5
     assert c.model_config["rssm"]["deter"] == 32
     assert "prefill" not in c.model_config
+
+
+def test_env_to_module_pipeline_adds_is_first_before_states():
+    from helpers import ACT_SPACE, OBS_SPACE
+
+    c = MWMConfig().environment(observation_space=OBS_SPACE, action_space=ACT_SPACE)
+    pipeline = c.build_env_to_module_connector(
+        spaces={"__env__": (OBS_SPACE, ACT_SPACE),
+                "__env_single__": (OBS_SPACE, ACT_SPACE)}
+    )
+    names = [type(piece).__name__ for piece in pipeline.connectors]
+    assert "AddIsFirstsToBatch" in names
+    assert names.index("AddIsFirstsToBatch") < names.index(
+        "AddStatesFromEpisodesToBatch"
+    )

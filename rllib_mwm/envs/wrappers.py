@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 
+from rllib_mwm._preload import prepare_process
+
 CONFIG_KEYS = ("seed", "size", "action_repeat", "time_limit", "camera", "fast_render")
 
 
 def ensure_headless_gl() -> None:
-    """Default MuJoCo to EGL (headless, works on CPU via Mesa) before importing it."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    """Process set-up before a simulator import (EGL default, Triton before Mesa)."""
+    prepare_process()
 
 
 @dataclasses.dataclass(frozen=True)
