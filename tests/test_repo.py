@@ -1,0 +1,18 @@
+"""The README's commands are the ones CI and newcomers run."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    readme = (ROOT / "README.md").read_text()
+    assert "pytest" in ci
+    assert f"```bash\n{ci}\n```" in readme
+
+
+def test_readme_main_command_points_at_an_existing_module():
+    readme = (ROOT / "README.md").read_text()
+    assert "python -m rllib_mwm.quickstart" in readme
+    assert (ROOT / "rllib_mwm" / "quickstart.py").exists()
