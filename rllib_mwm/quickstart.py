@@ -60,18 +60,18 @@ def build_learner(env, **overrides):
 def policy_from(module):
     """Mode policy with the recurrent state carried across calls (spec §5)."""
     state = {k: v[None] for k, v in module.get_initial_state().items()}
-    first = [1.0]
+    is_first = 1.0
 
     def act(obs):
-        nonlocal state
+        nonlocal state, is_first
         with torch.no_grad():
             action, state = module.act(
                 torch.as_tensor(obs)[None, None],
                 state,
-                torch.tensor([[first[0]]]),
+                torch.tensor([[is_first]]),
                 explore=False,
             )
-        first[0] = 0.0
+        is_first = 0.0
         return action[0, 0].numpy()
 
     return act

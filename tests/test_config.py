@@ -82,8 +82,10 @@ def test_env_to_module_pipeline_adds_is_first_before_states():
 
     c = MWMConfig().environment(observation_space=OBS_SPACE, action_space=ACT_SPACE)
     pipeline = c.build_env_to_module_connector(
-        spaces={"__env__": (OBS_SPACE, ACT_SPACE),
-                "__env_single__": (OBS_SPACE, ACT_SPACE)}
+        spaces={
+            "__env__": (OBS_SPACE, ACT_SPACE),
+            "__env_single__": (OBS_SPACE, ACT_SPACE),
+        }
     )
     names = [type(piece).__name__ for piece in pipeline.connectors]
     assert "AddIsFirstsToBatch" in names
