@@ -13,14 +13,22 @@ import copy
 import difflib
 import inspect
 import numbers
+import warnings
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from ray.rllib.algorithms.dreamerv3.utils.add_is_firsts_to_batch import (
-    AddIsFirstsToBatch,
-)
 from ray.rllib.connectors.common import AddStatesFromEpisodesToBatch
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+with warnings.catch_warnings():
+    # Importing RLlib's dreamerv3 package builds a debugging env that warns.
+    warnings.simplefilter("ignore", UserWarning)
+    from ray.rllib.algorithms.dreamerv3.utils.add_is_firsts_to_batch import (
+        AddIsFirstsToBatch,
+    )
+
+from rllib_mwm.envs.registry import check_env, is_task_name
+from rllib_mwm.reporting import log_episode_success
 
 _OPT = {"lr": 3e-4, "eps": 1e-5, "clip": 100.0, "wd": 1e-6, "warmup": 0}
 
@@ -106,6 +114,72 @@ MWM_DEFAULTS: dict[str, Any] = {
     "reward_norm": {"momentum": 1.0, "eps": 1e-8},
 }
 
+#: Spec §7 presets plus `debug`. A preset is a dict for `update_from_dict`; its
+#: `env_config` merges into the current one. Apply with `MWMConfig().preset(name)`
+#: or, in YAML/`update_from_dict`, `presets: [metaworld, debug]` (in order).
+PRESETS: dict[str, dict[str, Any]] = {
+    "metaworld": {
+        "env_config": {"time_limit": 250, "action_repeat": 2},
+        "eval_eps": 10,
+        "dataset": {"batch": 50, "length": 50},
+        "reward_norm": {"momentum": 0.99},
+        "wmkl_minloss": 0.01,
+    },
+    "dmc_vision": {
+        "env_config": {"action_repeat": 2},
+        "eval_eps": 5,
+        "dataset": {"batch": 16, "length": 50},
+        "replay": {"prioritize_ends": False},
+        "wmkl_minloss": 0.01,
+    },
+    "rlbench": {
+        "env_config": {"time_limit": 200, "action_repeat": 2},
+        "eval_eps": 5,
+        "eval_every": 5000,
+        "dataset": {"batch": 50, "length": 50},
+        "replay": {"minlen": 1},
+        "pred_discount": True,
+        "grad_heads": ["reward", "discount"],
+        "wmkl": {"scale": 0.1},
+        "wmkl_minloss": 0.1,
+    },
+    # Tiny widths, batches and schedule: tests and the quick start (minutes on CPU).
+    "debug": {
+        "env_config": {"time_limit": 50},
+        "prefill": 100,
+        "mae_pretrain": 10,
+        "eval_every": 100,
+        "eval_eps": 1,
+        "log_every": 200,
+        "replay": {"capacity": 100_000, "minlen": 16},
+        "dataset": {"batch": 4, "length": 16},
+        "mae_dataset": {"batch": 4, "length": 8},
+        "mae": {
+            "embed_dim": 64,
+            "depth": 1,
+            "num_heads": 4,
+            "decoder_embed_dim": 64,
+            "decoder_depth": 1,
+            "decoder_num_heads": 4,
+        },
+        "mae_opt": {"warmup": 10},
+        "wm_flat_vit": {
+            "embed_dim": 32,
+            "depth": 1,
+            "decoder_embed_dim": 32,
+            "decoder_depth": 1,
+        },
+        "rssm": {"deter": 64, "hidden": 64, "stoch": 8, "discrete": 8},
+        "reward_head": {"layers": 2, "units": 64},
+        "discount_head": {"layers": 2, "units": 64},
+        "actor": {"layers": 2, "units": 64},
+        "critic": {"layers": 2, "units": 64},
+        "imag_horizon": 5,
+        "rollout_fragment_length": 10,
+        "min_sample_timesteps_per_iteration": 50,
+    },
+}
+
 #: Keys the RLModule needs; they travel to it through `model_config`.
 MODEL_KEYS = (
     "mae",
@@ -127,11 +201,14 @@ _CHOICES = {
 _RLLIB_TRAINING_KEYS = set(inspect.signature(AlgorithmConfig.training).parameters)
 
 
-def _unknown_key_error(key: str, valid, where: str = "MWMConfig") -> ValueError:
+def _unknown_key_error(
+    key: str, valid, where: str = "MWMConfig", noun: str = "key"
+) -> ValueError:
     close = difflib.get_close_matches(key, list(valid), n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     return ValueError(
-        f"Unknown {where} key {key!r}.{hint} Valid keys: {', '.join(sorted(valid))}."
+        f"Unknown {where} {noun} {key!r}.{hint} "
+        f"Valid {noun}s: {', '.join(sorted(valid))}."
     )
 
 
@@ -179,6 +256,10 @@ class MWMConfig(AlgorithmConfig):
     """
 
     def __init__(self, algo_class=None):
+        if algo_class is None:
+            from rllib_mwm.mwm import MWM
+
+            algo_class = MWM
         super().__init__(algo_class=algo_class)
         for name, value in MWM_DEFAULTS.items():
             setattr(self, name, copy.deepcopy(value))
@@ -186,10 +267,30 @@ class MWMConfig(AlgorithmConfig):
         self.lambda_ = 0.95
         self.lr = None  # Each optimizer has its own lr (`*_opt.lr`).
         self.train_batch_size = None
-        # MWM acts one step at a time and carries a recurrent state per env.
-        self.rollout_fragment_length = 1
+        # Agent steps per env runner and env between weight syncs; updates follow
+        # the `train_every` schedule exactly whatever this is (MWM.training_step).
+        self.rollout_fragment_length = 25
+        self.min_sample_timesteps_per_iteration = 1000
         self.enable_rl_module_and_learner = True
         self.enable_env_runner_and_connector_v2 = True
+        # Evaluation: `eval_eps` episodes of the mode policy every `eval_every`
+        # agent steps on the evaluation env runners (MWM.step).
+        self.evaluation_duration = MWM_DEFAULTS["eval_eps"]
+        self.evaluation_duration_unit = "episodes"
+        self.evaluation_config = {"explore": False}
+        self.callbacks_on_episode_end = log_episode_success
+
+    def preset(self, *names: str) -> MWMConfig:
+        """Applies presets in order (`PRESETS`: metaworld, dmc_vision, rlbench,
+        debug); later ones override earlier ones, as the original `--configs`."""
+        for name in names:
+            if name not in PRESETS:
+                raise _unknown_key_error(name, PRESETS, where="MWM", noun="preset")
+            values = copy.deepcopy(PRESETS[name])
+            env_config = values.pop("env_config", {})
+            self.env_config = {**(self.env_config or {}), **env_config}
+            self.update_from_dict(values)
+        return self
 
     def training(self, **kwargs) -> MWMConfig:
         """Sets RLlib training keys and any MWM key (see `MWM_DEFAULTS`)."""
@@ -205,11 +306,16 @@ class MWMConfig(AlgorithmConfig):
                     name, set(MWM_DEFAULTS) | _RLLIB_TRAINING_KEYS | {"lambda_"}
                 )
             setattr(self, name, merge_mwm_value(name, getattr(self, name), value))
+        if "eval_eps" in kwargs:
+            self.evaluation_duration = max(1, self.eval_eps)  # 0: no evaluation
         return self
 
     def update_from_dict(self, config_dict: dict) -> MWMConfig:
-        """Routes MWM keys through `training()` so nested dicts merge."""
+        """Routes MWM keys through `training()` so nested dicts merge; a
+        `presets` list is applied first."""
         config_dict = dict(config_dict)
+        presets = config_dict.pop("presets", [])
+        self.preset(*([presets] if isinstance(presets, str) else presets))
         mwm = {k: config_dict.pop(k) for k in list(config_dict) if k in MWM_DEFAULTS}
         if "lambda" in config_dict:
             mwm["lambda_"] = config_dict.pop("lambda")
@@ -219,6 +325,35 @@ class MWMConfig(AlgorithmConfig):
     def validate(self) -> None:
         super().validate()
         self.validate_mwm()
+        if is_task_name(self.env):
+            check_env(self.env, dict(self.env_config or {}))
+        if self.evaluation_interval:
+            raise ValueError(
+                "MWMConfig.evaluation_interval is not used by MWM: evaluation runs "
+                "every `eval_every` agent steps; set `eval_every` instead."
+            )
+        if self.num_learners > 1:
+            raise ValueError(
+                "MWMConfig.num_learners must be 0 or 1 (one learner, on a GPU with "
+                "`num_gpus_per_learner=1`); MWM has no multi-learner updates."
+            )
+
+    def _validate_evaluation_settings(self):
+        # MWM schedules evaluation by `eval_every` agent steps (MWM.step), not by
+        # RLlib's `evaluation_interval`; hide RLlib's "evaluation never runs" hint.
+        interval = self.evaluation_interval
+        self.evaluation_interval = interval or 1
+        try:
+            super()._validate_evaluation_settings()
+        finally:
+            self.evaluation_interval = interval
+
+    def get_evaluation_config_object(self):
+        """Evaluation env runners report each evaluation's own episodes."""
+        eval_config = super().get_evaluation_config_object()
+        if eval_config is not None:
+            eval_config.metrics_num_episodes_for_smoothing = max(1, self.eval_eps)
+        return eval_config
 
     def validate_mwm(self) -> None:
         """Checks every MWM key; raises `ValueError` naming the bad field."""

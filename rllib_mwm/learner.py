@@ -24,7 +24,8 @@ from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.torch_utils import clip_gradients, convert_to_torch_tensor
 
 from rllib_mwm import losses as L
-from rllib_mwm.nets.mae import standardize
+from rllib_mwm.nets.mae import destandardize, standardize
+from rllib_mwm.nets.vit import unpatchify
 
 Tensor = torch.Tensor
 
@@ -197,6 +198,57 @@ class MWMTorchLearner(TorchLearner):
         self.mwm_state["critic_updates"] += 1
         return metrics
 
+    def train_on(self, mae_batches: list, world_model_batches: list):
+        """The updates one `MWM.training_step` owes, interleaved MAE first as in the
+        reference; returns the reduced metrics (RLlib's learner result format)."""
+        for i in range(max(len(mae_batches), len(world_model_batches))):
+            if i < len(mae_batches):
+                self.update_mae(mae_batches[i])
+            if i < len(world_model_batches):
+                self.update_world_model(world_model_batches[i])
+        return self.metrics.reduce()
+
+    @torch.no_grad()
+    def open_loop_video(self, batch: dict[str, Any], context: int = 5):
+        """Spec §6 report: truth, MAE reconstruction (no masking) and the model's
+        open-loop prediction after `context` observed frames; (N, T, H, W, 3) uint8
+        each, plus the prediction's mean squared error after the context."""
+        module = self.mwm_module
+        batch = self._to_tensors(batch)
+        obs = batch["obs"]  # (N, T, H, W, 3)
+        N, T = obs.shape[:2]
+        actions = self._action_vectors(batch["actions"])
+        tokens = module.tokens(obs)  # (N, T, 1+L, D)
+        embed = module.embed(tokens[:, :context])
+        post, _ = module.rssm.observe(
+            embed, actions[:, :context], batch["is_first"][:, :context].float()
+        )
+        state = {k: v[:, -1] for k, v in post.items()}
+        feats = [module.rssm.feat(post)]  # (N, context, F)
+        for t in range(context, T):
+            state = module.rssm.img_step(state, actions[:, t], sample=False)
+            feats.append(module.rssm.feat(state)[:, None])
+        pred_tokens = module.latent_decoder(torch.cat(feats, 1).flatten(0, 1))
+        recon = self._decode_tokens(tokens.flatten(0, 1)).unflatten(0, (N, T))
+        pred = self._decode_tokens(pred_tokens).unflatten(0, (N, T))
+        truth = obs.float() / 255.0
+        mse = (pred[:, context:] - truth[:, context:]).square().mean()
+        videos = [
+            (x * 255).round().to(torch.uint8).cpu().numpy()
+            for x in (truth, recon, pred)
+        ]
+        return (*videos, float(mse))
+
+    def _decode_tokens(self, tokens: Tensor) -> Tensor:
+        """Unmasked MAE tokens (N, 1+L, D) → frames (N, H, W, 3) in [0, 1]."""
+        module, cfg = self.mwm_module, self.mwm_module.mae_config
+        ids_restore = torch.arange(cfg.num_patches, device=tokens.device)
+        pixels, _ = module.mae_decoder(
+            tokens.float(), ids_restore.expand(tokens.shape[0], -1)
+        )
+        images = unpatchify(pixels, cfg.patch_size, cfg.in_chans)  # (N, H, W, 3)
+        return destandardize(images)
+
     # ------------------------------------------------------------------ helpers
     def _total(self, losses: dict[str, Tensor], metrics: dict) -> Tensor:
         """Sums losses × `loss_scales` (actor/critic are unscaled); logs each."""
@@ -262,10 +314,9 @@ class MWMTorchLearner(TorchLearner):
 
     def _action_vectors(self, actions: Tensor) -> Tensor:
         module = self.mwm_module
-        if module.discrete and actions.dim() == 2:
-            return torch.nn.functional.one_hot(
-                actions.long(), module.action_dim
-            ).float()
+        if module.discrete and actions.shape[-1] != module.action_dim:
+            indices = actions.reshape(actions.shape[:2]).long()  # (B, T)
+            return torch.nn.functional.one_hot(indices, module.action_dim).float()
         return actions.float()
 
     def _to_tensors(self, batch: dict[str, Any]) -> dict[str, Tensor]:
@@ -292,7 +343,8 @@ class MWMTorchLearner(TorchLearner):
         ).cpu()  # One host sync per update.
         result = dict(zip(keys, values.tolist(), strict=True))
         for key, value in result.items():
-            self.metrics.log_value((DEFAULT_MODULE_ID, key), value, window=1)
+            # Mean over the updates between two `metrics.reduce()` calls.
+            self.metrics.log_value((DEFAULT_MODULE_ID, key), value, reduce="mean")
         return result
 
     # --------------------------------------------------------------- checkpoints

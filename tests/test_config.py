@@ -92,3 +92,62 @@ def test_env_to_module_pipeline_adds_is_first_before_states():
     assert names.index("AddIsFirstsToBatch") < names.index(
         "AddStatesFromEpisodesToBatch"
     )
+
+
+def test_presets_apply_the_spec_table_in_order():
+    c = MWMConfig().preset("metaworld")
+    assert c.env_config == {"time_limit": 250, "action_repeat": 2}
+    assert (c.eval_eps, c.evaluation_duration) == (10, 10)
+    assert c.dataset == {"batch": 50, "length": 50}
+    assert c.reward_norm["momentum"] == 0.99 and c.wmkl_minloss == 0.01
+    c = MWMConfig().preset("dmc_vision")
+    assert c.replay["prioritize_ends"] is False and c.replay["minlen"] == 50
+    c = MWMConfig().preset("rlbench")
+    assert c.pred_discount and c.grad_heads == ["reward", "discount"]
+    assert (c.wmkl["scale"], c.replay["minlen"], c.eval_every) == (0.1, 1, 5000)
+    # Stacking as the original `--configs`: later presets win key by key.
+    c = MWMConfig().preset("metaworld", "debug")
+    assert c.dataset == {"batch": 4, "length": 16} and c.wmkl_minloss == 0.01
+    assert c.env_config == {"time_limit": 50, "action_repeat": 2}
+    assert c.mae["embed_dim"] == 64 and c.mae["patch_size"] == 8
+    assert c.rollout_fragment_length == 10
+    c.validate_mwm()
+
+
+def test_presets_key_in_a_config_dict():
+    c = MWMConfig().update_from_dict({"presets": ["dmc_vision"], "eval_eps": 2})
+    assert c.replay["prioritize_ends"] is False and c.eval_eps == 2
+    assert c.evaluation_duration == 2
+    with pytest.raises(ValueError, match="Unknown MWM preset 'metaword'.*'metaworld'"):
+        MWMConfig().preset("metaword")
+
+
+def test_validate_names_rllib_settings_mwm_does_not_use():
+    with pytest.raises(ValueError, match="evaluation_interval is not used.*eval_every"):
+        MWMConfig().evaluation(evaluation_interval=2).validate()
+    with pytest.raises(ValueError, match="num_learners must be 0 or 1"):
+        MWMConfig().learners(num_learners=2).validate()
+
+
+@pytest.mark.parametrize(
+    "env, env_config, message",
+    [
+        ("metaworld_reac", {}, "Unknown metaworld task 'metaworld_reac'"),
+        ("metaworld_reach", {"timelimit": 3}, r"Unknown env_config key\(s\)"),
+        ("dmc_walker_walk", {"fast_render": True}, "only available for Meta-world"),
+    ],
+)
+def test_validate_checks_the_env_before_any_actor_starts(env, env_config, message):
+    config = MWMConfig().environment(env, env_config=env_config)
+    with pytest.raises(ValueError, match=message):
+        config.validate()
+
+
+def test_mwm_is_the_algorithm_and_resolves_in_tune():
+    from ray.tune.registry import get_trainable_cls
+
+    from rllib_mwm import MWM
+
+    assert MWMConfig().algo_class is MWM
+    assert get_trainable_cls("MWM") is MWM
+    assert isinstance(MWM.get_default_config(), MWMConfig)

@@ -49,9 +49,13 @@ def task_names() -> list[str]:
     return [*_suite_tasks(), *manip, *ALIASES]
 
 
-def make(task: str, settings: EnvSettings) -> DMCEnv:
+def check(settings: EnvSettings) -> None:
     if settings.fast_render:
         raise ValueError("fast_render is only available for Meta-world tasks")
+
+
+def make(task: str, settings: EnvSettings) -> DMCEnv:
+    check(settings)
     task = ALIASES.get(task, task)
     if task.startswith(MANIP_PREFIX):
         load = functools.partial(_load_manipulation, task.removeprefix(MANIP_PREFIX))

@@ -35,6 +35,10 @@ def task_names() -> list[str]:
     return [name.removesuffix("-v3").replace("-", "_") for name in ALL_V3_ENVIRONMENTS]
 
 
+def check(settings: EnvSettings) -> None:
+    """Every setting is valid for Meta-world."""
+
+
 def make(task: str, settings: EnvSettings) -> MetaWorldEnv:
     return MetaWorldEnv(task, settings)
 

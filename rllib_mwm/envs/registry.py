@@ -73,6 +73,19 @@ def make_env(name: str, **env_config: Any) -> gym.Env:
     return _suite(suite).make(task, settings)
 
 
+def is_task_name(name: Any) -> bool:
+    """Whether `name` claims one of our suites (`metaworld_…`, `dmc_…`, …)."""
+    return isinstance(name, str) and name.partition("_")[0] in SUITES
+
+
+def check_env(name: str, env_config: Mapping[str, Any]) -> None:
+    """Raises the error `make_env` would, without building the simulator (so a
+    bad name or key fails in `MWMConfig.validate()`, not inside a Ray actor)."""
+    settings = EnvSettings.from_config(env_config)
+    suite, _ = parse_name(name)
+    _suite(suite).check(settings)
+
+
 def create_from_context(name: str, env_config: Mapping[str, Any]) -> gym.Env:
     """RLlib env creator; `env_config` may be an `EnvContext`.
 

@@ -71,6 +71,13 @@ def task_names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(rlbench.tasks.__path__))
 
 
+def check(settings: EnvSettings) -> None:
+    if settings.fast_render or settings.camera is not None:
+        raise ValueError("RLBench uses its front camera: no camera / fast_render")
+    if not rlbench_installed():
+        raise SimulatorNotInstalled(INSTALL_HELP)
+
+
 def make(task: str, settings: EnvSettings) -> RLBenchEnv:
     if settings.fast_render or settings.camera is not None:
         raise ValueError("RLBench uses its front camera: no camera / fast_render")

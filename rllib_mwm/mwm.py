@@ -1,0 +1,247 @@
+"""`MWM`: the RLlib Algorithm running Masked World Models' schedule (MWM_SPEC §6).
+
+One `training_step` is one of three phases, kept in `self.progress`:
+
+    prefill    whole episodes of uniform random actions on the env runners until
+               `prefill` agent steps are stored (never mixed with module actions)
+    pretrain   `mae_pretrain` MAE updates, then `pretrain` world-model +
+               actor-critic updates (in chunks, so iterations keep reporting)
+    train      each env runner samples `rollout_fragment_length` steps per env;
+               then the updates owed by the schedule: one world-model +
+               actor-critic update per `train_every` agent steps and one MAE
+               update per `train_mae_every`, counted over all env runners
+               (`train_steps` / `train_mae_steps` updates each time)
+
+Counts are agent steps (one policy decision, `action_repeat` env frames); results
+report both `agent_steps` and `env_frames`, and `agent_steps` is what the original
+`--steps` limits. Evaluation runs every `eval_every` agent steps (`MWM.step`), the
+open-loop video every `log_every`. Checkpoints hold the replay buffer and
+`progress`, so a restored run neither prefills nor pretrains again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS
+
+from rllib_mwm.config import MWMConfig
+from rllib_mwm.envs.registry import task_names
+from rllib_mwm.envs.wrappers import EnvSettings
+from rllib_mwm.replay import MWMReplayBuffer
+from rllib_mwm.reporting import TensorBoardVideo, open_loop_grid
+
+#: MAE updates per `training_step` call while pretraining (reporting granularity).
+PRETRAIN_CHUNK = 100
+#: Sequences shown in the open-loop report and context frames before imagination.
+VIDEO_SEQUENCES, VIDEO_CONTEXT = 6, 5
+
+
+class MWM(Algorithm):
+    """Masked World Models (Seo et al., CoRL 2022) on RLlib's new API stack."""
+
+    @classmethod
+    def get_default_config(cls) -> MWMConfig:
+        return MWMConfig(cls)
+
+    def setup(self, config: MWMConfig) -> None:
+        super().setup(config)
+        self.replay_buffer = MWMReplayBuffer(
+            capacity=config.replay["capacity"],
+            minlen=config.replay["minlen"],
+            prioritize_ends=config.replay["prioritize_ends"],
+            seed=config.seed,
+        )
+        self.progress = {
+            "phase": "prefill" if config.prefill > 0 else "pretrain",
+            "agent_steps": 0,  # All sampled agent steps, prefill included.
+            "train_steps": 0,  # Agent steps sampled by the policy after pretraining.
+            "mae_pretrain_updates": 0,
+            "world_model_updates": 0,  # Scheduled ones (pretraining excluded).
+            "mae_updates": 0,
+            "last_eval": None,
+            "last_video": None,
+        }
+        self._video = None
+        env = config.env if isinstance(config.env, str) else None
+        ours = env in task_names()
+        self.action_repeat = (
+            (config.env_config or {}).get("action_repeat", EnvSettings.action_repeat)
+            if ours
+            else 1
+        )
+
+    # ------------------------------------------------------------------ phases
+    def training_step(self) -> None:
+        phase = self.progress["phase"]
+        start, steps = time.perf_counter(), 0
+        if phase == "prefill":
+            steps = self._prefill()
+        elif phase == "pretrain":
+            self._pretrain()
+        else:
+            steps = self._sample()
+            self.progress["train_steps"] += steps
+            self._train()
+            self._maybe_report_video()
+        self._log_progress(steps, time.perf_counter() - start)
+
+    def _prefill(self) -> int:
+        """One round of whole uniform-random episodes on every env runner."""
+        steps = self._sample(num_episodes=1, random_actions=True)
+        if self.progress["agent_steps"] >= self.config.prefill:
+            self.progress["phase"] = "pretrain"
+        return steps
+
+    def _pretrain(self) -> None:
+        cfg, done = self.config, self.progress["mae_pretrain_updates"]
+        chunk = min(PRETRAIN_CHUNK, cfg.mae_pretrain - done)
+        mae = [self._mae_batch() for _ in range(chunk)]
+        world_model = []
+        if done + chunk >= cfg.mae_pretrain:
+            world_model = [self._world_model_batch() for _ in range(cfg.pretrain)]
+        self._update(mae, world_model)
+        self.progress["mae_pretrain_updates"] += chunk
+        if world_model or cfg.pretrain == 0 and done + chunk >= cfg.mae_pretrain:
+            self.progress["phase"] = "train"
+            self._sync_weights()
+
+    def _train(self) -> None:
+        """The updates owed by the schedule for all agent steps sampled so far."""
+        cfg, p = self.config, self.progress
+        owed_wm = (p["train_steps"] // cfg.train_every) * cfg.train_steps
+        owed_mae = (p["train_steps"] // cfg.train_mae_every) * cfg.train_mae_steps
+        world_model = [
+            self._world_model_batch() for _ in range(owed_wm - p["world_model_updates"])
+        ]
+        mae = [self._mae_batch() for _ in range(owed_mae - p["mae_updates"])]
+        if mae or world_model:
+            self._update(mae, world_model)
+            p["world_model_updates"] += len(world_model)
+            p["mae_updates"] += len(mae)
+            self._sync_weights()
+
+    # ---------------------------------------------------------------- sampling
+    def _sample(self, **sample_kwargs) -> int:
+        """Samples on every (healthy) env runner, stores the chunks, returns the
+        number of agent steps; `sample_kwargs` go to `EnvRunner.sample`."""
+        group = self.env_runner_group
+        remote = group.num_remote_env_runners() > 0
+        results = group.foreach_env_runner(
+            lambda runner: (runner.sample(**sample_kwargs), runner.get_metrics()),
+            local_env_runner=not remote,
+        )
+        episodes = [chunk for chunks, _ in results for chunk in chunks]
+        self.metrics.aggregate([m for _, m in results], key=ENV_RUNNER_RESULTS)
+        steps = self.replay_buffer.add(episodes)
+        self.progress["agent_steps"] += steps
+        return steps
+
+    def _mae_batch(self) -> dict[str, np.ndarray]:
+        spec = self.config.mae_dataset
+        batch = self.replay_buffer.sample(spec["batch"], spec["length"])
+        return {"obs": batch["obs"], "rewards": batch["rewards"]}
+
+    def _world_model_batch(self) -> dict[str, np.ndarray]:
+        spec = self.config.dataset
+        batch = self.replay_buffer.sample(spec["batch"], spec["length"])
+        batch.pop("success")
+        return batch
+
+    # ----------------------------------------------------------------- updates
+    def _update(self, mae: list, world_model: list) -> None:
+        results = self.learner_group.foreach_learner(
+            lambda learner: learner.train_on(mae, world_model)
+        )
+        self.metrics.aggregate([r.get() for r in results], key=LEARNER_RESULTS)
+
+    def _sync_weights(self) -> None:
+        self.env_runner_group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, inference_only=True
+        )
+
+    # --------------------------------------------------------------- reporting
+    def _log_progress(self, steps: int, seconds: float) -> None:
+        p, log = self.progress, self.metrics.log_value
+        log("agent_steps", p["agent_steps"], window=1)
+        log("env_frames", p["agent_steps"] * self.action_repeat, window=1)
+        log("timesteps_total", p["agent_steps"] * self.action_repeat, window=1)
+        log("mae_updates", p["mae_updates"] + p["mae_pretrain_updates"], window=1)
+        log("world_model_updates", p["world_model_updates"], window=1)
+        log(("replay", "num_steps"), self.replay_buffer.num_steps, window=1)
+        log(("replay", "num_episodes"), len(self.replay_buffer.episodes), window=1)
+        log(("replay", "num_bytes"), self.replay_buffer.nbytes, window=1)
+        if steps:
+            log("agent_steps_per_s", steps / max(seconds, 1e-9), reduce="mean")
+
+    def _maybe_report_video(self) -> None:
+        p, every = self.progress, self.config.log_every
+        if p["last_video"] is not None and p["agent_steps"] - p["last_video"] < every:
+            return
+        p["last_video"] = p["agent_steps"]
+        length = self.config.dataset["length"]
+        if length <= VIDEO_CONTEXT:
+            return
+        batch = self.replay_buffer.sample(VIDEO_SEQUENCES, length)
+        results = self.learner_group.foreach_learner(
+            lambda learner: learner.open_loop_video(batch, VIDEO_CONTEXT)
+        )
+        truth, recon, pred, mse = next(iter(results)).get()
+        self.metrics.log_value(("open_loop", "prediction_mse"), mse, window=1)
+        if self._video is None:
+            self._video = TensorBoardVideo(self.logdir)
+        self._video.write(
+            "open_loop/truth_reconstruction_prediction",
+            open_loop_grid(truth, recon, pred),
+            step=p["agent_steps"] * self.action_repeat,
+        )
+
+    # --------------------------------------------------------------- evaluation
+    def step(self) -> dict[str, Any]:
+        """RLlib's iteration, then an evaluation if `eval_every` agent steps passed
+        since the last one (the first comes right after pretraining)."""
+        results = super().step()
+        p, cfg = self.progress, self.config
+        results["phase"] = p["phase"]
+        due = p["last_eval"] is None or p["agent_steps"] - p["last_eval"] >= (
+            cfg.eval_every
+        )
+        if p["phase"] == "train" and cfg.eval_eps > 0 and due:
+            p["last_eval"] = p["agent_steps"]
+            results.update(self._run_one_evaluation(parallel_train_future=None))
+            results["evaluation"]["agent_steps"] = p["agent_steps"]
+            results["evaluation"]["env_frames"] = p["agent_steps"] * self.action_repeat
+        return results
+
+    @classmethod
+    def _should_create_evaluation_env_runners(cls, eval_config) -> bool:
+        return getattr(eval_config, "eval_eps", 0) > 0
+
+    # -------------------------------------------------------------- checkpoints
+    def get_state(self, components=None, *, not_components=None, **kwargs):
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        state["mwm_progress"] = dict(self.progress)
+        if self._check_component("replay", components, not_components):
+            state["replay"] = self.replay_buffer.get_state()
+        return state
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if "mwm_progress" in state:
+            self.progress.update(state["mwm_progress"])
+        if "replay" in state:
+            self.replay_buffer.set_state(state["replay"])
+
+    def get_checkpointable_components(self):
+        return [
+            *super().get_checkpointable_components(),
+            ("replay", self.replay_buffer),
+        ]
+
+    def cleanup(self) -> None:
+        if self._video is not None:
+            self._video.close()
+        super().cleanup()

@@ -1,0 +1,128 @@
+"""What MWM reports besides the learner's losses (MWM_SPEC §6).
+
+- `log_episode_success`: an env-runner callback logging `success_rate` (an episode
+  succeeds if any of its steps reported `info["success"]`) through RLlib's
+  MetricsLogger, so it appears next to `episode_return_mean` under
+  `env_runners/` and `evaluation/env_runners/`.
+- `open_loop_grid` / `TensorBoardVideo`: the open-loop prediction report (truth /
+  MAE reconstruction / model prediction for a few sequences) written as an
+  animated image to TensorBoard, without going through the result dict (a video
+  there would be serialized into every `result.json` line).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+
+def log_episode_success(
+    *, episode, env_runner, metrics_logger, prev_episode_chunks=(), **_
+):
+    """`on_episode_end` callback: logs 1.0/0.0 under `success_rate`, averaged
+    over the same window as RLlib's `episode_return_mean`."""
+    chunks = [*prev_episode_chunks, episode]
+    success = any(
+        bool(info.get("success", False))
+        for chunk in chunks
+        for info in chunk.get_infos()
+        if isinstance(info, dict)
+    )
+    metrics_logger.log_value(
+        "success_rate",
+        float(success),
+        reduce="mean",
+        window=env_runner.config.metrics_num_episodes_for_smoothing,
+    )
+
+
+def open_loop_grid(truth: np.ndarray, recon: np.ndarray, pred: np.ndarray):
+    """(N, T, H, W, 3) uint8 each → (T, 3·H, N·W, 3): rows truth/recon/prediction."""
+    rows = [np.concatenate(list(x), axis=2) for x in (truth, recon, pred)]
+    return np.concatenate(rows, axis=1)  # (T, 3H, NW, 3)
+
+
+def gif_bytes(frames: np.ndarray, fps: int = 10) -> bytes:
+    """(T, H, W, 3) uint8 → an animated GIF."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=int(1000 / fps),
+        loop=0,
+    )
+    return buffer.getvalue()
+
+
+class TensorBoardVideo:
+    """Writes animated images into a TensorBoard event file in `logdir`."""
+
+    def __init__(self, logdir: str):
+        self.logdir = logdir
+        self._writer = None
+
+    def write(self, tag: str, frames: np.ndarray, step: int) -> str:
+        """frames (T, H, W, 3) uint8. Also saves `<logdir>/<tag>_<step>.gif`."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from torch.utils.tensorboard import SummaryWriter
+
+        if self._writer is None:
+            self._writer = SummaryWriter(self.logdir)
+        encoded = gif_bytes(frames)
+        height, width = frames.shape[1:3]
+        image = Summary.Image(
+            height=height, width=width, colorspace=3, encoded_image_string=encoded
+        )
+        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+        self._writer._get_file_writer().add_summary(summary, step)
+        self._writer.flush()
+        path = os.path.join(self.logdir, f"{tag.replace('/', '_')}_{step}.gif")
+        with open(path, "wb") as f:
+            f.write(encoded)
+        return path
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def progress_line(result: dict, target_agent_steps: int | None = None) -> str:
+    """One line per training iteration: steps, frames, speed, returns, ETA."""
+    steps = result.get("agent_steps")
+    if steps is None:  # Not an MWM result (e.g. PPO through the same CLI).
+        steps = result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0)
+    parts = [f"iter {result.get('training_iteration', 0):>4}"]
+    if "phase" in result:
+        parts.append(f"{result['phase']:<8}")
+    parts.append(f"{int(steps):>8} steps")
+    if "env_frames" in result:
+        parts.append(f"{int(result['env_frames']):>8} frames")
+    elapsed = result.get("time_total_s") or 0.0
+    if elapsed:
+        parts.append(f"{steps / elapsed:6.1f} steps/s")
+    runners = result.get("env_runners", {})
+    if "episode_return_mean" in runners:
+        parts.append(f"return {runners['episode_return_mean']:8.1f}")
+    evaluation = result.get("evaluation", {}).get("env_runners", {})
+    if "episode_return_mean" in evaluation:
+        text = f"eval {evaluation['episode_return_mean']:8.1f}"
+        if "success_rate" in evaluation:
+            text += f" success {evaluation['success_rate']:.2f}"
+        parts.append(text)
+    if target_agent_steps and elapsed and steps:
+        parts.append(f"ETA {_duration((target_agent_steps - steps) * elapsed / steps)}")
+    return " | ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
