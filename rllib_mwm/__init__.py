@@ -5,7 +5,7 @@ Importing the package prepares the process for headless rendering (see
 the algorithm as "MWM" (`tune.Tuner("MWM", ...)`, `run: MWM` in YAML).
 """
 
-from rllib_mwm._preload import prepare_process
+from rllib_mwm._preload import init_ray, prepare_process
 
 prepare_process()
 
@@ -18,5 +18,5 @@ from rllib_mwm.mwm import MWM  # noqa: E402
 register_envs()
 register_trainable("MWM", MWM)
 
-__all__ = ["MWM", "MWMConfig", "make_env", "register_envs", "task_names"]
+__all__ = ["MWM", "MWMConfig", "init_ray", "make_env", "register_envs", "task_names"]
 __version__ = "0.1.0"

@@ -34,3 +34,21 @@ def prepare_process() -> None:
         )
         return
     import triton  # noqa: F401
+
+
+#: Runs `prepare_process` in every Ray worker before it imports anything else.
+WORKER_SETUP_HOOK = "rllib_mwm._preload.prepare_process"
+
+
+def init_ray(**kwargs):
+    """`ray.init(**kwargs)` whose workers are set up like this process.
+
+    Workers inherit `MUJOCO_GL=egl` from the driver; any worker that then imports
+    `ray.rllib` before Triton (every non-MWM algorithm, e.g. PPO's Adam importing
+    torch._dynamo) would crash. The setup hook loads Triton first in each worker.
+    """
+    import ray
+
+    runtime_env = dict(kwargs.pop("runtime_env", None) or {})
+    runtime_env.setdefault("worker_process_setup_hook", WORKER_SETUP_HOOK)
+    return ray.init(runtime_env=runtime_env, **kwargs)

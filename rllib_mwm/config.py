@@ -199,6 +199,8 @@ _CHOICES = {
     "actor_grad": ("auto", "dynamics", "reinforce"),
 }
 _RLLIB_TRAINING_KEYS = set(inspect.signature(AlgorithmConfig.training).parameters)
+#: Keys RLlib's `update_from_dict` handles without a same-named attribute.
+_RLLIB_DICT_KEYS = {"multiagent", "model", "__trial_info__", "_enable_new_api_stack"}
 
 
 def _unknown_key_error(
@@ -206,10 +208,12 @@ def _unknown_key_error(
 ) -> ValueError:
     close = difflib.get_close_matches(key, list(valid), n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    return ValueError(
-        f"Unknown {where} {noun} {key!r}.{hint} "
+    listing = (
         f"Valid {noun}s: {', '.join(sorted(valid))}."
+        if len(valid) <= 60
+        else "See the configuration table in README.md."
     )
+    return ValueError(f"Unknown {where} {noun} {key!r}.{hint} {listing}")
 
 
 def _check_type(name: str, value: Any, default: Any) -> None:
@@ -316,11 +320,26 @@ class MWMConfig(AlgorithmConfig):
         config_dict = dict(config_dict)
         presets = config_dict.pop("presets", [])
         self.preset(*([presets] if isinstance(presets, str) else presets))
+        for key in config_dict:
+            self._check_known_key(key)
         mwm = {k: config_dict.pop(k) for k in list(config_dict) if k in MWM_DEFAULTS}
         if "lambda" in config_dict:
             mwm["lambda_"] = config_dict.pop("lambda")
         super().update_from_dict(config_dict)
         return self.training(**mwm)
+
+    def _check_known_key(self, key: str) -> None:
+        """RLlib silently stores unknown keys as attributes; MWM rejects them."""
+        name = self._translate_special_keys(key, warn_deprecated=False)
+        if (
+            name in MWM_DEFAULTS
+            or name in vars(self)
+            or hasattr(type(self), name)
+            or name in _RLLIB_DICT_KEYS
+        ):
+            return
+        valid = set(MWM_DEFAULTS) | set(vars(self)) | {"presets", "lambda"}
+        raise _unknown_key_error(key, {k for k in valid if not k.startswith("_")})
 
     def validate(self) -> None:
         super().validate()

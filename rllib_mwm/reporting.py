@@ -16,6 +16,7 @@ import io
 import os
 
 import numpy as np
+from ray.tune import Callback
 
 
 def log_episode_success(
@@ -94,7 +95,7 @@ class TensorBoardVideo:
             self._writer = None
 
 
-def progress_line(result: dict, target_agent_steps: int | None = None) -> str:
+def progress_line(result: dict, eta_s: float | None = None) -> str:
     """One line per training iteration: steps, frames, speed, returns, ETA."""
     steps = result.get("agent_steps")
     if steps is None:  # Not an MWM result (e.g. PPO through the same CLI).
@@ -117,9 +118,40 @@ def progress_line(result: dict, target_agent_steps: int | None = None) -> str:
         if "success_rate" in evaluation:
             text += f" success {evaluation['success_rate']:.2f}"
         parts.append(text)
-    if target_agent_steps and elapsed and steps:
-        parts.append(f"ETA {_duration((target_agent_steps - steps) * elapsed / steps)}")
+    if eta_s is not None:
+        parts.append(f"ETA {_duration(eta_s)}")
     return " | ".join(parts)
+
+
+def eta_seconds(result: dict, stop: dict) -> float | None:
+    """Time left until the nearest numeric stop criterion, from the pace so far."""
+    elapsed, fractions = result.get("time_total_s") or 0.0, []
+    for key, limit in stop.items():
+        value = _lookup(result, key)
+        if isinstance(limit, int | float) and isinstance(value, int | float) and limit:
+            fractions.append(min(1.0, value / limit))
+    done = max(fractions, default=0.0)
+    return elapsed * (1.0 - done) / done if done and elapsed else None
+
+
+def _lookup(result: dict, key: str):
+    value = result
+    for part in key.split("/"):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+class ProgressPrinter(Callback):
+    """Tune callback printing `progress_line` for every result of every trial."""
+
+    def __init__(self, stop: dict | None = None):
+        self.stop = stop or {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        line = progress_line(result, eta_seconds(result, self.stop))
+        print(f"[{trial.trial_id}] {line}", flush=True)
 
 
 def _duration(seconds: float) -> str:

@@ -24,7 +24,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import rllib_mwm  # noqa: E402,F401  (process set-up before ray.rllib)
 from rllib_mwm.config import MWMConfig  # noqa: E402
 
-
 #: Learner metrics recorded beside each evaluation.
 DIAGNOSTICS = (
     "world_model/reward_loss",
@@ -60,9 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="bench_results/curve.json")
     args = parser.parse_args(argv)
 
-    import ray
-
-    ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
+    rllib_mwm.init_ray(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
     config = build(args)
     algo = config.build_algo()
     start, rows, random_returns = time.time(), [], []

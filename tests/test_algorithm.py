@@ -13,6 +13,7 @@ import ray
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 
+import rllib_mwm
 from rllib_mwm import MWM, MWMConfig
 
 TIME_LIMIT = 50  # agent steps per episode in the debug preset
@@ -33,7 +34,7 @@ def debug_config(env: str = "metaworld_reach", **training) -> MWMConfig:
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    rllib_mwm.init_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

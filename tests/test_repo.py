@@ -14,5 +14,5 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_main_command_points_at_an_existing_module():
     readme = (ROOT / "README.md").read_text()
-    assert "python -m rllib_mwm.quickstart" in readme
-    assert (ROOT / "rllib_mwm" / "quickstart.py").exists()
+    assert "rllib train file tuned_examples/mwm/debug.yaml" in readme
+    assert (ROOT / "tuned_examples" / "mwm" / "debug.yaml").exists()

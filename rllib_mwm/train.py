@@ -1,0 +1,139 @@
+"""The original MWM command line, on RLlib and Tune.
+
+    python -m rllib_mwm.train --logdir logs/peg --configs metaworld \
+        --task metaworld_peg_insert_side --steps 502000 \
+        --mae.reward_pred True --mae.early_conv True
+
+Means what it meant in the reference code: `--configs` applies presets in order
+(`defaults` is implicit), `--steps` counts agent steps (env frames / action
+repeat), and `--key value` / `--key.sub value` override any config key, values
+read as YAML (`True`, `1e4`, `[reward, discount]`). The original names that
+differ are translated (`ORIGINAL_KEYS`); everything else must be an MWMConfig key.
+The run is a Tune experiment named after `--logdir`, checkpointed every
+`--checkpoint_freq` iterations and at the end; `--resume` continues it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import yaml
+
+from rllib_mwm.cli import CLIError, Experiment, run_experiments, to_search_space
+
+#: Original top-level keys → (our key, value translation).
+ORIGINAL_KEYS = {
+    "discount": ("gamma", None),
+    "discount_lambda": ("lambda", None),
+    "precision": ("precision", {16: "bf16", 32: "fp32"}),
+    "envs.amount": ("num_envs_per_env_runner", None),
+}
+#: Original keys that are env settings (`env_config`).
+ENV_KEYS = {
+    "action_repeat": "action_repeat",
+    "time_limit": "time_limit",
+    "render_size": "size",
+    "camera": "camera",
+}
+RUN_FLAGS = ("logdir", "configs", "task", "steps", "checkpoint_freq")
+
+
+def parse_flags(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--key value` pairs → (run flags, config overrides by dotted key)."""
+    run: dict[str, Any] = {"configs": [], "checkpoint_freq": 10}
+    overrides: dict[str, Any] = {}
+    resume = False
+    i = 0
+    while i < len(argv):
+        flag = argv[i]
+        if flag == "--resume":
+            resume, i = True, i + 1
+            continue
+        if not flag.startswith("--"):
+            raise CLIError(f"expected --key value, got {flag!r}")
+        key = "checkpoint_freq" if flag == "--checkpoint-freq" else flag[2:]
+        values = []
+        i += 1
+        while i < len(argv) and not argv[i].startswith("--"):
+            values.append(argv[i])
+            i += 1
+        if not values:
+            raise CLIError(f"{flag} needs a value")
+        if key == "configs":
+            run["configs"] += values
+        elif key in RUN_FLAGS:
+            run[key] = values[0] if len(values) == 1 else values
+        else:
+            overrides[key] = _value(values)
+    run["resume"] = resume
+    return run, overrides
+
+
+def _value(values: list[str]) -> Any:
+    parsed = [yaml.safe_load(v) for v in values]
+    return parsed[0] if len(parsed) == 1 else parsed
+
+
+def build_experiment(argv: list[str]) -> tuple[Experiment, bool]:
+    """The Tune experiment the original flags describe (and `--resume`)."""
+    run, overrides = parse_flags(argv)
+    for needed in ("logdir", "task"):
+        if needed not in run:
+            raise CLIError(f"--{needed} is required")
+    presets = [name for name in run["configs"] if name != "defaults"]
+    config: dict[str, Any] = {"env": run["task"], "presets": presets}
+    env_config: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key in ENV_KEYS:
+            env_config[ENV_KEYS[key]] = value
+        elif key in ORIGINAL_KEYS:
+            name, table = ORIGINAL_KEYS[key]
+            config[name] = table.get(value, value) if table else value
+        else:
+            _set_dotted(config, key, value)
+    if env_config:
+        config["env_config"] = env_config
+    logdir = os.path.abspath(os.path.expanduser(run["logdir"]))
+    stop = {"agent_steps": int(float(run["steps"]))} if "steps" in run else {}
+    experiment = Experiment(
+        name=os.path.basename(logdir),
+        run="MWM",
+        param_space=to_search_space(config),
+        stop=stop,
+        checkpoint={
+            "checkpoint_frequency": int(run["checkpoint_freq"]),
+            "checkpoint_at_end": True,
+        },
+        storage_path=os.path.dirname(logdir),
+    )
+    return experiment, run["resume"]
+
+
+def _set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
+    """`mae.reward_pred` → config["mae"]["reward_pred"] (dicts merge later)."""
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise CLIError(f"--{key}: {part!r} is not a nested config")
+    node[leaf] = value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    try:
+        experiment, resume = build_experiment(argv)
+        return run_experiments([experiment], resume=resume)
+    except CLIError as error:
+        print(f"rllib_mwm.train: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

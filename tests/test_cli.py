@@ -1,0 +1,247 @@
+"""The `rllib` command: classic YAML translation, errors, the original flags, and
+real runs (MWM from the debug tuned example with checkpoint + resume, PPO)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ray.tune.search.sample import Domain
+
+from rllib_mwm import MWMConfig
+from rllib_mwm.cli import CLIError, experiment_from_dict, load_experiments, main
+from rllib_mwm.train import build_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+DEBUG_YAML = ROOT / "tuned_examples" / "mwm" / "debug.yaml"
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "experiment.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_classic_keys_are_translated(tmp_path):
+    (experiment,) = load_experiments(
+        write(
+            tmp_path,
+            "cartpole-ppo:\n"
+            "  run: PPO\n"
+            "  env: CartPole-v1\n"
+            "  local_dir: /tmp/results\n"
+            "  checkpoint_freq: 5\n"
+            "  checkpoint_at_end: true\n"
+            "  keep_checkpoints_num: 2\n"
+            "  stop: {episode_reward_mean: 150, timesteps_total: 100000}\n"
+            "  config:\n"
+            "    num_workers: 1\n"
+            "    lr: {grid_search: [0.001, 0.0001]}\n"
+            "    gamma: {uniform: [0.9, 0.99]}\n",
+        )
+    )
+    assert experiment.run == "PPO" and experiment.storage_path == "/tmp/results"
+    assert experiment.checkpoint == {
+        "checkpoint_frequency": 5,
+        "checkpoint_at_end": True,
+        "num_to_keep": 2,
+    }
+    assert experiment.stop == {
+        "env_runners/episode_return_mean": 150,
+        "num_env_steps_sampled_lifetime": 100000,
+    }
+    space = experiment.param_space
+    assert space["env"] == "CartPole-v1" and space["num_workers"] == 1
+    assert space["lr"] == {"grid_search": [0.001, 0.0001]}
+    assert isinstance(space["gamma"], Domain)
+    assert 0.9 <= space["gamma"].sample() <= 0.99
+
+
+def test_mwm_keeps_its_own_timesteps_total():
+    experiment = experiment_from_dict(
+        "x", {"run": "MWM", "stop": {"timesteps_total": 10, "agent_steps": 5}}
+    )
+    assert experiment.stop == {"timesteps_total": 10, "agent_steps": 5}
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"env": "CartPole-v1"}, "needs `run: <algorithm>`"),
+        ({"run": "PPO", "restore": "x"}, r"unknown key\(s\) \['restore'\]"),
+        ("PPO", "expected a mapping"),
+    ],
+)
+def test_bad_experiments_are_rejected(body, message):
+    with pytest.raises(CLIError, match=message):
+        experiment_from_dict("x", body)
+
+
+def test_malformed_yaml_is_one_line_with_the_line_number(tmp_path, capsys):
+    path = write(tmp_path, "a:\n  run: MWM\n  config: {mask_ratio: [1, 2}\n")
+    assert main(["train", "file", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{path}:3: malformed YAML" in err
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ('{"mask_ration": 0.5}', "Unknown MWMConfig key 'mask_ration'.*'mask_ratio'"),
+        ('{"mask_ratio": 1.5}', r"mask_ratio must be in \[0, 1\)"),
+        ("{mask_ratio: 1}", "--config is not valid JSON"),
+    ],
+)
+def test_bad_config_fails_before_ray_starts(config, message, capsys):
+    argv = ["train", "--algo", "MWM", "--env", "metaworld_reach", "--config", config]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert re.search(message, err), err
+
+
+def test_unknown_algorithm_is_named(capsys):
+    assert main(["train", "--algo", "NoSuchAlgo", "--env", "CartPole-v1"]) == 2
+    assert "unknown algorithm 'NoSuchAlgo'" in capsys.readouterr().err
+
+
+def test_original_flags_build_the_same_config_as_the_yaml(tmp_path):
+    experiment, resume = build_experiment(
+        [
+            "--logdir",
+            str(tmp_path / "logs" / "peg"),
+            "--configs",
+            "defaults",
+            "metaworld",
+            "--task",
+            "metaworld_peg_insert_side",
+            "--steps",
+            "502000",
+            "--mae.reward_pred",
+            "True",
+            "--mae.early_conv",
+            "False",
+            "--discount",
+            "0.98",
+            "--precision",
+            "32",
+            "--grad_heads",
+            "[reward]",
+            "--time_limit",
+            "100",
+        ]
+    )
+    (from_yaml,) = load_experiments(
+        write(
+            tmp_path,
+            "peg:\n"
+            "  run: MWM\n"
+            "  env: metaworld_peg_insert_side\n"
+            "  stop: {agent_steps: 502000}\n"
+            "  config:\n"
+            "    presets: [metaworld]\n"
+            "    mae: {reward_pred: true, early_conv: false}\n"
+            "    gamma: 0.98\n"
+            "    precision: fp32\n"
+            "    grad_heads: [reward]\n"
+            "    env_config: {time_limit: 100}\n",
+        )
+    )
+    assert not resume and experiment.stop == from_yaml.stop
+    assert experiment.name == "peg"
+    assert experiment.storage_path == str(tmp_path / "logs")
+    flags = MWMConfig().update_from_dict(experiment.param_space)
+    yaml_config = MWMConfig().update_from_dict(from_yaml.param_space)
+    assert flags.to_dict() == yaml_config.to_dict()
+    assert flags.mae["early_conv"] is False and flags.gamma == 0.98
+    assert flags.env_config == {"time_limit": 100, "action_repeat": 2}
+
+
+def test_original_flags_reject_unknown_keys():
+    experiment, _ = build_experiment(
+        ["--logdir", "x", "--task", "metaworld_reach", "--mae.rewardpred", "True"]
+    )
+    with pytest.raises(ValueError, match="Unknown MWMConfig.mae key 'rewardpred'"):
+        MWMConfig().update_from_dict(experiment.param_space)
+
+
+# ------------------------------------------------------------------ real runs
+def rllib(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rllib_mwm", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def iterations(trial_dir: Path) -> list[int]:
+    lines = (trial_dir / "result.json").read_text().splitlines()
+    return [json.loads(line)["training_iteration"] for line in lines]
+
+
+def test_debug_tuned_example_runs_checkpoints_and_resumes(tmp_path):
+    args = ["train", "file", str(DEBUG_YAML), "--storage-path", str(tmp_path)]
+    stop = ["--stop", '{"training_iteration": 4}']
+    first = rllib(*args, *stop, start_new_session=True)
+    experiment = tmp_path / "mwm-debug"
+    deadline = time.time() + 600
+    while not list(experiment.glob("*/checkpoint_000001")) and time.time() < deadline:
+        assert first.poll() is None, first.stdout.read()
+        time.sleep(2)
+    os.killpg(first.pid, signal.SIGKILL)  # Interrupt the run mid-way.
+    first.wait()
+    (trial,) = [p for p in experiment.iterdir() if p.is_dir()]
+    done = iterations(trial)
+    assert 2 <= done[-1] < 4
+    second = rllib(*args, *stop, "--resume")
+    out, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out
+    assert "resuming" in out and "| eval " in out
+    after = iterations(trial)
+    # Continued from the last checkpoint: iterations go on, not from 1 again.
+    assert after[-1] == 4 and after[len(done) :][0] > 1
+    result = json.loads((trial / "result.json").read_text().splitlines()[-1])
+    assert result["phase"] == "train" and result["agent_steps"] > 100
+
+    checkpoint = sorted(trial.glob("checkpoint_*"))[-1]
+    video = tmp_path / "eval.gif"
+    evaluate = rllib(
+        "evaluate", str(checkpoint), "--episodes", "2", "--video", str(video)
+    )
+    out, _ = evaluate.communicate(timeout=300)
+    assert evaluate.returncode == 0, out
+    assert "2 episodes of metaworld_reach" in out and "success rate 0." in out
+    assert video.stat().st_size > 0
+
+
+def test_any_registered_algorithm_trains(tmp_path):
+    run = rllib(
+        "train",
+        "--algo",
+        "PPO",
+        "--env",
+        "CartPole-v1",
+        "--config",
+        '{"num_env_runners": 0}',
+        "--stop",
+        '{"training_iteration": 1}',
+        "--storage-path",
+        str(tmp_path),
+    )
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+    (trial,) = [p for p in (tmp_path / "PPO_CartPole-v1").iterdir() if p.is_dir()]
+    assert iterations(trial) == [1]

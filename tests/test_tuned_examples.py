@@ -1,0 +1,98 @@
+"""Every tuned example parses and validates; the Meta-world budgets cover all tasks."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray import tune
+
+from rllib_mwm.config import MWMConfig
+from rllib_mwm.envs import rlbench
+from rllib_mwm.envs.registry import task_names
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "tuned_examples" / "mwm"
+EXPERIMENT_KEYS = {"run", "env", "stop", "config", "checkpoint_config", "num_samples"}
+# Budget in env frames -> (file, agent steps to stop at, number of tasks).
+METAWORLD_BUDGETS = {
+    500_000: ("metaworld_500k.yaml", 252_000, 28),
+    1_000_000: ("metaworld_1m.yaml", 502_000, 11),
+    2_000_000: ("metaworld_2m.yaml", 1_002_000, 6),
+    3_000_000: ("metaworld_3m.yaml", 1_502_000, 5),
+}
+
+
+def load(file_name: str) -> dict:
+    return yaml.safe_load((EXAMPLES / file_name).read_text())
+
+
+def all_experiments() -> list:
+    return [
+        pytest.param(name, experiment, id=f"{path.name}:{name}")
+        for path in sorted(EXAMPLES.glob("*.yaml"))
+        for name, experiment in load(path.name).items()
+    ]
+
+
+def first_of_grids(value):
+    """Replaces each `{grid_search: [...]}` by its first element."""
+    if isinstance(value, dict):
+        if set(value) == {"grid_search"}:
+            return value["grid_search"][0]
+        return {key: first_of_grids(sub) for key, sub in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("name, experiment", all_experiments())
+def test_experiment_validates(name, experiment, monkeypatch):
+    assert set(experiment) <= EXPERIMENT_KEYS, name
+    assert experiment["run"] == "MWM"
+    assert set(experiment["stop"]) <= {"agent_steps", "training_iteration"}
+    tune.CheckpointConfig(**experiment.get("checkpoint_config", {}))
+    if not rlbench.rlbench_installed():  # Validate all but the simulator's presence.
+        monkeypatch.setattr(rlbench, "rlbench_installed", lambda: True)
+        monkeypatch.setattr(rlbench, "task_names", lambda: list(rlbench.DEFAULT_TASKS))
+    config = MWMConfig().environment(experiment["env"])
+    config.update_from_dict(first_of_grids(experiment["config"]))
+    config.validate()
+
+
+def test_experiment_names_are_unique():
+    names = [name for path in EXAMPLES.glob("*.yaml") for name in load(path.name)]
+    assert len(names) == len(set(names))
+
+
+def test_metaworld_budgets_cover_every_task_once():
+    tasks = []
+    for budget, (file_name, agent_steps, count) in METAWORLD_BUDGETS.items():
+        experiments = load(file_name).values()
+        assert len(experiments) == count, file_name
+        for experiment in experiments:
+            assert experiment["stop"] == {"agent_steps": agent_steps}
+            assert 2 * agent_steps >= budget
+            assert experiment["config"]["presets"] == ["metaworld"]
+            tasks.append(experiment["env"])
+    assert len(tasks) == len(set(tasks)) == 50
+    assert set(tasks) == set(task_names("metaworld"))
+
+
+def test_debug_example_is_tiny():
+    (experiment,) = load("debug.yaml").values()
+    assert experiment["stop"] == {"agent_steps": 1000}
+    config = MWMConfig().environment(experiment["env"])
+    config.update_from_dict(experiment["config"])
+    assert config.rssm["deter"] == 64 and config.env_config["time_limit"] == 50
+    assert config.env_config["fast_render"] is True
+
+
+def test_search_example_grid():
+    (experiment,) = load("search_mask_ratio_kl.yaml").values()
+    grids = {
+        key: value["grid_search"]
+        for key, value in experiment["config"].items()
+        if isinstance(value, dict) and "grid_search" in value
+    }
+    assert grids == {
+        "mask_ratio": [0.5, 0.75, 0.9],
+        "wmkl_minloss": [0.01, 0.1],
+        "seed": [0, 1, 2],
+    }
