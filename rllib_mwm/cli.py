@@ -317,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Save Tune's experiment state at every step, so that `--resume` after a
+    # crash or kill continues from the newest checkpoint, not an older one.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

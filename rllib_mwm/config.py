@@ -200,7 +200,7 @@ _CHOICES = {
 }
 _RLLIB_TRAINING_KEYS = set(inspect.signature(AlgorithmConfig.training).parameters)
 #: Keys RLlib's `update_from_dict` handles without a same-named attribute.
-_RLLIB_DICT_KEYS = {"multiagent", "model", "__trial_info__", "_enable_new_api_stack"}
+_RLLIB_DICT_KEYS = {"multiagent", "model", "_enable_new_api_stack"}
 
 
 def _unknown_key_error(
@@ -331,6 +331,8 @@ class MWMConfig(AlgorithmConfig):
     def _check_known_key(self, key: str) -> None:
         """RLlib silently stores unknown keys as attributes; MWM rejects them."""
         name = self._translate_special_keys(key, warn_deprecated=False)
+        if key.startswith("__"):  # Tune's own entries (__trial_info__, ...).
+            return
         if (
             name in MWM_DEFAULTS
             or name in vars(self)

@@ -62,13 +62,14 @@ def main(argv=None) -> int:
     rllib_mwm.init_ray(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
     config = build(args)
     algo = config.build_algo()
-    start, rows, random_returns = time.time(), [], []
+    start, rows, random_returns, random_success = time.time(), [], [], []
     try:
         while time.time() - start < args.minutes * 60:
             result = algo.train()
             runners = result.get("env_runners", {})
             if algo.progress["phase"] != "train" and "episode_return_mean" in runners:
                 random_returns.append(float(runners["episode_return_mean"]))
+                random_success.append(float(runners.get("success_rate", float("nan"))))
             evaluation = result.get("evaluation", {})
             if "agent_steps" not in evaluation:
                 continue  # No evaluation ran in this iteration.
@@ -96,6 +97,7 @@ def main(argv=None) -> int:
         "config": json.loads(args.config),
         "minutes": args.minutes,
         "random_policy_return": random_returns[-1] if random_returns else None,
+        "random_policy_success_rate": random_success[-1] if random_success else None,
         "evaluations": rows,
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

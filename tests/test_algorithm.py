@@ -168,13 +168,17 @@ def test_checkpoint_restores_replay_counters_weights_and_optimizers(algo, tmp_pa
         restored.stop()
 
 
-def test_dmc_trains_two_iterations(ray_session):
-    algo = debug_config("dmc_cartpole_balance", prefill=50, mae_pretrain=5).build_algo()
+def test_dmc_trains_with_two_env_runners(ray_session):
+    config = debug_config("dmc_cartpole_balance", prefill=50, mae_pretrain=5)
+    algo = config.env_runners(num_env_runners=2).build_algo()
     try:
         for _ in range(2):
             result = algo.train()
         while algo.progress["phase"] != "train":
             result = algo.train()
+        steps = algo.progress["agent_steps"]
+        algo.training_step()
+        assert algo.progress["agent_steps"] - steps == 2 * 10  # both runners
         result = algo.train()
         assert np.isfinite(result["learners"][DEFAULT_MODULE_ID]["world_model/kl"])
         assert learner(algo).mwm_state["world_model_updates"] >= 2

@@ -151,3 +151,15 @@ def test_mwm_is_the_algorithm_and_resolves_in_tune():
     assert MWMConfig().algo_class is MWM
     assert get_trainable_cls("MWM") is MWM
     assert isinstance(MWM.get_default_config(), MWMConfig)
+
+
+def test_config_dicts_reject_keys_rllib_would_store_silently():
+    # RLlib's update_from_dict sets any unknown key as an attribute.
+    with pytest.raises(ValueError, match="Unknown MWMConfig key 'mask_ration'"):
+        MWMConfig().update_from_dict({"mask_ration": 0.5})
+    config = MWMConfig().update_from_dict(
+        {"num_workers": 2, "framework": "torch", "lambda": 0.9, "lr": None}
+    )
+    assert config.num_env_runners == 2 and config.lambda_ == 0.9
+    # Everything `to_dict()` writes reads back (Tune passes such dicts).
+    MWMConfig().update_from_dict(config.to_dict())
