@@ -180,7 +180,7 @@ def draw(curves: list[Curve], out: str | Path, ylabel: str) -> None:
     for curve in curves:
         ax = axes.flat[tasks.index(curve.task)]
         color = f"C{methods.index(curve.method)}"
-        ax.plot(curve.frames, curve.mean, color=color, label=curve.method)
+        ax.plot(curve.frames, curve.mean, ".-", color=color, label=curve.method)
         ax.fill_between(curve.frames, curve.low, curve.high, color=color, alpha=0.2)
         ax.set_title(curve.task, fontsize=10)
     for ax in axes[:, 0]:
@@ -192,9 +192,15 @@ def draw(curves: list[Curve], out: str | Path, ylabel: str) -> None:
     legend = {}  # label -> handle, over all subplots
     for ax in axes.flat[: len(tasks)]:
         legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(out, dpi=100)
+    fig.tight_layout()
+    fig.legend(
+        legend.values(),
+        legend.keys(),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(legend), 3),
+    )
+    fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
