@@ -15,8 +15,23 @@ from rllib_mwm.config import MWMConfig  # noqa: E402
 from rllib_mwm.envs import make_env, register_envs, task_names  # noqa: E402
 from rllib_mwm.mwm import MWM  # noqa: E402
 
-register_envs()
-register_trainable("MWM", MWM)
 
-__all__ = ["MWM", "MWMConfig", "init_ray", "make_env", "register_envs", "task_names"]
+def register() -> None:
+    """Registers "MWM" and every task name with Tune. Runs at import; Ray forgets
+    registrations at `ray.shutdown()`, so `init_ray` and the CLI run it again."""
+    register_envs()
+    register_trainable("MWM", MWM)
+
+
+register()
+
+__all__ = [
+    "MWM",
+    "MWMConfig",
+    "init_ray",
+    "make_env",
+    "register",
+    "register_envs",
+    "task_names",
+]
 __version__ = "0.1.0"

@@ -49,6 +49,10 @@ def init_ray(**kwargs):
     """
     import ray
 
+    import rllib_mwm
+
     runtime_env = dict(kwargs.pop("runtime_env", None) or {})
     runtime_env.setdefault("worker_process_setup_hook", WORKER_SETUP_HOOK)
-    return ray.init(runtime_env=runtime_env, **kwargs)
+    context = ray.init(runtime_env=runtime_env, **kwargs)
+    rllib_mwm.register()  # Registrations made before an earlier shutdown are gone.
+    return context

@@ -159,6 +159,7 @@ def check_experiment(experiment: Experiment) -> None:
     """Fails fast, before Ray starts, on an unknown algorithm or a bad config."""
     from ray.tune.registry import get_trainable_cls
 
+    rllib_mwm.register()
     try:
         trainable = get_trainable_cls(experiment.run)
     except Exception as error:

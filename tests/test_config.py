@@ -146,9 +146,12 @@ def test_validate_checks_the_env_before_any_actor_starts(env, env_config, messag
 def test_mwm_is_the_algorithm_and_resolves_in_tune():
     from ray.tune.registry import get_trainable_cls
 
+    import rllib_mwm
     from rllib_mwm import MWM
 
     assert MWMConfig().algo_class is MWM
+    rllib_mwm.register()  # Done at import; again here as an earlier test's
+    # ray.shutdown() cleared Tune's registry.
     assert get_trainable_cls("MWM") is MWM
     assert isinstance(MWM.get_default_config(), MWMConfig)
 
