@@ -1,4 +1,5 @@
-"""Episodes as MWM stores them (MWM_SPEC §1) and uniform sequence sampling.
+"""Episodes as MWM stores them (MWM_SPEC §1), outside RLlib (tests, benchmarks);
+`rllib_mwm.replay.MWMReplayBuffer` stores and samples them.
 
 A stored step holds the observation together with the action that *led to it*;
 the first step of an episode holds a zero action and zero reward. Arrays:
@@ -35,28 +36,6 @@ def random_episode(env: gym.Env, seed: int) -> dict[str, np.ndarray]:
     """One episode of uniform random actions (the prefill policy, spec §6)."""
     env.action_space.seed(seed)
     return run_episode(env, lambda _: env.action_space.sample(), seed=seed)
-
-
-def sample_sequences(
-    episodes: list[dict[str, np.ndarray]],
-    batch: int,
-    length: int,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    """`batch` sequences of exactly `length` steps, episodes chosen uniformly,
-    with `is_first` forced on the first step of every sequence (spec §6)."""
-    usable = [e for e in episodes if len(e["obs"]) >= length]
-    if not usable:
-        raise ValueError(f"no stored episode has {length} steps")
-    rows = []
-    for _ in range(batch):
-        episode = usable[rng.integers(len(usable))]
-        start = rng.integers(len(episode["obs"]) - length + 1)
-        row = {k: v[start : start + length] for k, v in episode.items()}
-        row["is_first"] = row["is_first"].copy()
-        row["is_first"][0] = True
-        rows.append(row)
-    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
 def synthetic_batch(

@@ -105,7 +105,7 @@ class MWM(Algorithm):
             world_model = [self._world_model_batch() for _ in range(cfg.pretrain)]
         self._update(mae, world_model)
         self.progress["mae_pretrain_updates"] += chunk
-        if world_model or cfg.pretrain == 0 and done + chunk >= cfg.mae_pretrain:
+        if world_model or (cfg.pretrain == 0 and done + chunk >= cfg.mae_pretrain):
             self.progress["phase"] = "train"
             self._sync_weights()
 

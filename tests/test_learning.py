@@ -6,7 +6,8 @@ import torch
 from helpers import build_learner, tiny_config
 
 import rllib_mwm
-from rllib_mwm.episodes import random_episode, sample_sequences
+from rllib_mwm.episodes import random_episode
+from rllib_mwm.replay import MWMReplayBuffer
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +17,13 @@ def episodes():
         return [random_episode(env, seed) for seed in range(3)]
     finally:
         env.close()
+
+
+def replay_of(episodes, seed: int) -> MWMReplayBuffer:
+    replay = MWMReplayBuffer(capacity=10_000, prioritize_ends=False, seed=seed)
+    for episode in episodes:
+        replay.add_episode(episode)
+    return replay
 
 
 def test_episodes_are_stored_in_mwm_alignment(episodes):
@@ -29,10 +37,10 @@ def test_episodes_are_stored_in_mwm_alignment(episodes):
 def test_mae_pixel_loss_halves_in_200_updates(episodes):
     torch.manual_seed(0)
     learner = build_learner(tiny_config(mae_opt={"warmup": 10, "lr": 1e-3}))
-    rng = np.random.default_rng(0)
+    replay = replay_of(episodes, seed=0)
     losses = []
     for _ in range(200):
-        batch = sample_sequences(episodes, 4, 8, rng)
+        batch = replay.sample(4, 8)
         result = learner.update_mae({"obs": batch["obs"], "rewards": batch["rewards"]})
         losses.append(result["mae/mae_pixel_loss"])
     first, last = np.mean(losses[:5]), np.mean(losses[-10:])
@@ -42,7 +50,8 @@ def test_mae_pixel_loss_halves_in_200_updates(episodes):
 def test_world_model_loss_falls_on_a_fixed_sample(episodes):
     torch.manual_seed(0)
     learner = build_learner(tiny_config())
-    batch = sample_sequences(episodes, 4, 10, np.random.default_rng(1))
+    batch = replay_of(episodes, seed=1).sample(4, 10)
+    batch.pop("success")
     totals = []
     for _ in range(200):
         r = learner.update_world_model(batch)
