@@ -13,7 +13,7 @@ import pickle
 
 import numpy as np
 
-from rllib_mwm.reporting import gif_bytes
+from rllib_mwm.reporting import episode_success, gif_bytes
 
 MODULE_DIR = ("learner_group", "learner", "rl_module")
 
@@ -58,7 +58,7 @@ def evaluate_checkpoint(
     runner.module.restore_from_path(modules / module_id)
     results = runner.sample(num_episodes=episodes, explore=explore)
     returns = [float(e.get_return()) for e in results]
-    successes = [_success(e) for e in results]
+    successes = [episode_success([e]) for e in results]
     reported = [s for s in successes if s is not None]
     rate = f"{np.mean(reported):.2f}" if reported else "n/a (env reports none)"
     print(
@@ -70,16 +70,6 @@ def evaluate_checkpoint(
         _save_video(results, video)
     runner.stop()
     return 0
-
-
-def _success(episode) -> bool | None:
-    """Whether any step reported success; None if the env never reports it."""
-    flags = [
-        bool(info["success"])
-        for info in episode.get_infos()
-        if isinstance(info, dict) and "success" in info
-    ]
-    return any(flags) if flags else None
 
 
 def _save_video(episodes, path: str) -> None:

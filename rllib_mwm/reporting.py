@@ -19,21 +19,27 @@ import numpy as np
 from ray.tune import Callback
 
 
+def episode_success(chunks) -> bool | None:
+    """Whether any step of the episode's chunks reported `info["success"]`;
+    None if the env never reports it."""
+    flags = [
+        bool(info["success"])
+        for chunk in chunks
+        for info in chunk.get_infos()
+        if isinstance(info, dict) and "success" in info
+    ]
+    return any(flags) if flags else None
+
+
 def log_episode_success(
     *, episode, env_runner, metrics_logger, prev_episode_chunks=(), **_
 ):
     """`on_episode_end` callback: logs 1.0/0.0 under `success_rate`, averaged
     over the same window as RLlib's `episode_return_mean`."""
-    chunks = [*prev_episode_chunks, episode]
-    success = any(
-        bool(info.get("success", False))
-        for chunk in chunks
-        for info in chunk.get_infos()
-        if isinstance(info, dict)
-    )
+    success = episode_success([*prev_episode_chunks, episode])
     metrics_logger.log_value(
         "success_rate",
-        float(success),
+        float(bool(success)),
         reduce="mean",
         window=env_runner.config.metrics_num_episodes_for_smoothing,
     )
