@@ -1,4 +1,5 @@
-"""`MWMTorchLearner`: four optimizers, each fed only by its own loss (MWM_SPEC §2–§4).
+"""`MWMTorchLearner`: four optimizers, each fed only by its own loss
+(docs/algorithm.md §2–§4).
 
 Two update entry points:
 - `update_mae(batch)`: one MAE step on independent frames (`mae_dataset`).
@@ -9,7 +10,8 @@ Two update entry points:
 Gradient isolation is structural: every optimizer's gradients are
 `torch.autograd.grad(its loss, its parameters)`, so e.g. the actor loss, whose
 gradient flows back through the dynamics, never writes into world-model grads.
-Sequence batches are aligned as in spec §1: `actions[:, t]` led to `obs[:, t]`.
+Sequence batches are aligned as in docs/algorithm.md §1: `actions[:, t]` led to
+`obs[:, t]`.
 """
 
 from __future__ import annotations
@@ -58,10 +60,26 @@ LOSS_OPTIMIZER = {
 }
 
 
+def decayed_parameters(module, nets, everything: bool) -> list:
+    """The parameters of `module.<nets>` that weight decay applies to: all of them
+    for the MAE (docs/algorithm.md §2); otherwise kernels only, i.e. the weight
+    matrices of linear and conv layers, never biases, norms or learned tokens such
+    as the latent decoder's `mask_token` (docs/algorithm.md §3)."""
+    return [
+        p
+        for net in nets
+        if getattr(module, net, None) is not None
+        for key, p in getattr(module, net).named_parameters()
+        if everything or (key.endswith(".weight") and p.dim() >= 2)
+    ]
+
+
 class MWMTorchLearner(TorchLearner):
     """Trains `MWMTorchRLModule` with the reference losses and optimizers."""
 
     def build(self) -> None:
+        #: ids of the parameters that weight decay applies to (`decayed_parameters`).
+        self.decayed = set()
         super().build()
         #: Counters and running statistics that checkpoints must keep.
         self.mwm_state = {
@@ -85,6 +103,10 @@ class MWMTorchLearner(TorchLearner):
                 if getattr(module, net, None) is not None
                 for p in getattr(module, net).parameters()
             ]
+            self.decayed.update(
+                id(p)
+                for p in decayed_parameters(module, nets, everything=name == "mae")
+            )
             optimizer = torch.optim.Adam(params, lr=settings["lr"], eps=settings["eps"])
             self.register_optimizer(
                 module_id=module_id,
@@ -119,16 +141,16 @@ class MWMTorchLearner(TorchLearner):
                 cfg.mae["patch_size"],
                 seq_len=seq_len,
             )
+        # Linear warm-up lr·n/warmup from n = 0 (docs/algorithm.md §2).
         warmup = cfg.mae_opt["warmup"]
-        lr_scale = (
-            min(1.0, (self.mwm_state["mae_updates"] + 1) / warmup) if warmup else 1.0
-        )
+        lr_scale = min(1.0, self.mwm_state["mae_updates"] / warmup) if warmup else 1.0
         metrics.update(self._step("mae", self._total(losses, metrics), lr_scale))
         self.mwm_state["mae_updates"] += 1
         return self._log(metrics)
 
     def update_world_model(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """One world-model step, then one actor and one critic step (spec §3–§4).
+        """One world-model step, then one actor and one critic step
+        (docs/algorithm.md §3–§4).
 
         batch: `obs` (B, T, H, W, 3) uint8, `actions` (B, T, A) or (B, T) ints,
         `rewards`, `is_first`, `is_terminal` (B, T).
@@ -149,6 +171,7 @@ class MWMTorchLearner(TorchLearner):
                 batch["is_first"].float(),
                 discount,
                 kl_balance=cfg.wmkl_balance,
+                kl_scale=cfg.wmkl["scale"],
                 kl_minloss=cfg.wmkl_minloss,
                 grad_heads=tuple(cfg.grad_heads),
             )
@@ -210,9 +233,10 @@ class MWMTorchLearner(TorchLearner):
 
     @torch.no_grad()
     def open_loop_video(self, batch: dict[str, Any], context: int = 5):
-        """Spec §6 report: truth, MAE reconstruction (no masking) and the model's
-        open-loop prediction after `context` observed frames; (N, T, H, W, 3) uint8
-        each, plus the prediction's mean squared error after the context."""
+        """The open-loop report (docs/algorithm.md §6): truth, MAE reconstruction (no
+        masking) and the model's open-loop prediction after `context` observed frames;
+        (N, T, H, W, 3) uint8 each, plus the prediction's mean squared error after
+        the context."""
         module = self.mwm_module
         batch = self._to_tensors(batch)
         obs = batch["obs"]  # (N, T, H, W, 3)
@@ -251,13 +275,13 @@ class MWMTorchLearner(TorchLearner):
 
     # ------------------------------------------------------------------ helpers
     def _total(self, losses: dict[str, Tensor], metrics: dict) -> Tensor:
-        """Sums losses × `loss_scales` (actor/critic are unscaled); logs each."""
+        """Sums losses × `loss_scales` (actor/critic are unscaled); logs each.
+
+        The KL loss arrives already scaled by `wmkl.scale` (inside its clip)."""
         scales = self.config.loss_scales
         total = 0.0
         for key, value in losses.items():
             scale = 1.0 if key in ("actor", "critic") else scales[key]
-            if key == "kl":
-                scale *= self.config.wmkl["scale"]
             prefix = LOSS_OPTIMIZER[key]
             metrics[f"{prefix}/{key}_loss"] = value.detach()
             total = total + scale * value.float()
@@ -281,7 +305,7 @@ class MWMTorchLearner(TorchLearner):
         if finite:
             with torch.no_grad():
                 for p in params:
-                    if settings["wd"] and (name == "mae" or p.dim() >= 2):
+                    if settings["wd"] and id(p) in self.decayed:
                         p.mul_(1.0 - settings["wd"])  # Decoupled weight decay.
             for ref, p in zip(refs, params, strict=True):
                 p.grad = grads[ref]
@@ -296,7 +320,8 @@ class MWMTorchLearner(TorchLearner):
         }
 
     def _normalize_reward(self, reward: Tensor) -> Tensor:
-        """StreamNorm: mag ← m·mag + (1−m)·mean|r|, r / (mag + eps) (spec §4)."""
+        """StreamNorm: mag ← m·mag + (1−m)·mean|r|, r / (mag + eps)
+        (docs/algorithm.md §4)."""
         settings = self.config.reward_norm
         momentum = settings["momentum"]
         if momentum < 1.0:

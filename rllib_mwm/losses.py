@@ -55,17 +55,22 @@ def mae_loss(
 
 
 def kl_balance_loss(
-    post_logit: Tensor, prior_logit: Tensor, balance: float, minloss: float
+    post_logit: Tensor,
+    prior_logit: Tensor,
+    balance: float,
+    minloss: float,
+    scale: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
     """KL balancing (DreamerV2): α·KL(sg(post)‖prior) + (1−α)·KL(post‖sg(prior)).
 
-    The per-step value is clipped element-wise to [minloss, 100] before the mean.
-    Returns (loss, mean unclipped KL).
+    The per-step value is multiplied by `scale` (`wmkl.scale`) and then clipped
+    element-wise to [minloss, 100] before the mean, as the released code does: the
+    gradient is zero wherever scale·KL < minloss. Returns (loss, mean unclipped KL).
     """
     kl_prior = kl_categorical(post_logit.detach(), prior_logit)  # (B, T)
     kl_post = kl_categorical(post_logit, prior_logit.detach())  # (B, T)
     value = balance * kl_prior + (1.0 - balance) * kl_post
-    return value.clamp(minloss, 100.0).mean(), kl_post.detach().mean()
+    return (value * scale).clamp(minloss, 100.0).mean(), kl_post.detach().mean()
 
 
 def world_model_loss(
@@ -78,6 +83,7 @@ def world_model_loss(
     *,
     kl_balance: float,
     kl_minloss: float,
+    kl_scale: float = 1.0,
     grad_heads: tuple[str, ...],
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], State]:
     """Feature prediction + KL + reward (+ discount) on MAE tokens (spec §3)."""
@@ -87,7 +93,7 @@ def world_model_loss(
     post, prior = module.rssm.observe(embed, actions, is_first)
     feat = module.rssm.feat(post)  # (B, T, F)
     kl, kl_value = kl_balance_loss(
-        post["logit"], prior["logit"], kl_balance, kl_minloss
+        post["logit"], prior["logit"], kl_balance, kl_minloss, kl_scale
     )
     pred_tokens = module.latent_decoder(feat.flatten(0, 1)).unflatten(0, (B, T))
     losses = {

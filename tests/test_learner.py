@@ -132,7 +132,7 @@ def test_update_mae_changes_only_the_mae_and_warms_up_lr(learner):
     batch = random_sequences(2, 4)
     result = learner.update_mae({"obs": batch["obs"], "rewards": batch["rewards"]})
     assert not _changed(before, _params(module, rest + ["actor", "critic"]))
-    assert result["mae/lr"] == pytest.approx(3e-4 * (n0 + 1) / 2500)
+    assert result["mae/lr"] == pytest.approx(3e-4 * n0 / 2500)
     assert learner.mwm_state["mae_updates"] == n0 + 1
 
 
@@ -150,6 +150,42 @@ def test_decoupled_weight_decay_matches_reference_rule():
         torch.testing.assert_close(
             after[matches[0]], 0.5 * before[matches[0]], atol=1e-6, rtol=1e-4
         )
+
+
+def test_mae_warm_up_starts_from_zero():
+    # Reference: lr·n/warmup with n the number of MAE updates done before this one.
+    learner = build_learner(tiny_config(mae_opt={"warmup": 4}))
+    batch = random_sequences(1, 2)
+    mae_batch = {"obs": batch["obs"], "rewards": batch["rewards"]}
+    lrs = [learner.update_mae(mae_batch)["mae/lr"] for _ in range(6)]
+    lr = learner.config.mae_opt["lr"]
+    assert lrs == pytest.approx([0.0, lr / 4, lr / 2, 3 * lr / 4, lr, lr])
+
+
+def test_world_model_weight_decay_skips_non_kernels():
+    learner = build_learner(tiny_config(model_opt={"wd": 0.5, "lr": 1e-12}))
+    module = learner.mwm_module
+    before = {k: v.detach().clone() for k, v in module.named_parameters()}
+    learner.update_world_model(random_sequences(1, 3))
+    after = dict(module.named_parameters())
+    # With a negligible lr, decayed parameters halve and the others stay put.
+    halved = ("rssm.img_in.weight", "latent_decoder.embed.weight")
+    kept = ("latent_decoder.mask_token", "rssm.img_in.bias", "rssm.cell.norm.weight")
+    for key in halved + kept:
+        assert key in before, key
+        expected = 0.5 * before[key] if key in halved else before[key]
+        torch.testing.assert_close(after[key].detach(), expected, atol=1e-8, rtol=1e-5)
+
+
+def test_kl_is_scaled_once_inside_the_clip():
+    learner = build_learner(tiny_config(wmkl={"scale": 0.25}, wmkl_minloss=0.0))
+    result = learner.update_world_model(random_sequences(2, 4))
+    # minloss 0: the KL loss is scale·KL (both read from the same forward pass).
+    assert result["world_model/kl_loss"] == pytest.approx(
+        0.25 * result["world_model/kl"], rel=1e-4
+    )
+    total = learner._total({"kl": torch.tensor(2.0)}, {})
+    assert float(total) == pytest.approx(2.0 * learner.config.loss_scales["kl"])
 
 
 def test_slow_critic_copied_at_update_zero_and_every_n():

@@ -1,4 +1,4 @@
-"""Pure loss functions against hand computations (MWM_SPEC §2–§4)."""
+"""Pure loss functions against hand computations (docs/algorithm.md §2–§4)."""
 
 import math
 
@@ -71,6 +71,26 @@ def test_kl_balance_clips_elementwise_before_the_mean():
     big = kl_categorical(post[:, 1:], prior[:, 1:]).item()
     assert big > 1.0
     assert loss.item() == pytest.approx((0.1 + big) / 2, rel=1e-5)
+
+
+def test_kl_scale_applies_before_the_clip():
+    # rlbench preset: scale 0.1, minloss 0.1. A raw KL between 0.1 and 1.0 is
+    # below the clip once scaled, so the reference gives it no gradient.
+    post = torch.tensor([[[[1.0, -1.0]]]], requires_grad=True)
+    prior = torch.zeros(1, 1, 1, 2, requires_grad=True)
+    raw = kl_categorical(post, prior).item()
+    assert 0.1 < raw < 1.0
+    loss, kl = L.kl_balance_loss(post, prior, balance=0.8, minloss=0.1, scale=0.1)
+    assert loss.item() == pytest.approx(0.1)
+    assert kl.item() == pytest.approx(raw)
+    grads = torch.autograd.grad(loss, (post, prior), allow_unused=True)
+    assert all(g is None or not g.any() for g in grads)
+    # Above the clip the value and its gradient are scaled once.
+    loss, _ = L.kl_balance_loss(post, prior, balance=0.8, minloss=0.0, scale=0.1)
+    assert loss.item() == pytest.approx(0.1 * raw, rel=1e-5)
+    g_prior = torch.autograd.grad(loss, prior)[0]
+    f_prior = torch.autograd.grad(kl_categorical(post, prior).sum(), prior)[0]
+    torch.testing.assert_close(g_prior, 0.08 * f_prior)
 
 
 def test_transform_reward_modes():
