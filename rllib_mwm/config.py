@@ -1,4 +1,5 @@
-"""`MWMConfig`: every MWM hyperparameter with the reference defaults (MWM_SPEC §2–§7).
+"""`MWMConfig`: every MWM hyperparameter with the reference defaults
+(docs/algorithm.md §2–§7).
 
 Keys follow RLlib where RLlib has the concept (`gamma`, `lambda_`, `seed`) and the
 original MWM `configs.yaml` otherwise (`mae.reward_pred`, `rssm.deter`, `wmkl_minloss`,
@@ -34,7 +35,7 @@ _OPT = {"lr": 3e-4, "eps": 1e-5, "clip": 100.0, "wd": 1e-6, "warmup": 0}
 
 #: The reference defaults. Counts are agent steps (one policy decision).
 MWM_DEFAULTS: dict[str, Any] = {
-    # --- schedule (spec §6) ---
+    # --- schedule (docs/algorithm.md §6) ---
     "prefill": 5000,
     "mae_pretrain": 5000,
     "pretrain": 1,
@@ -51,7 +52,7 @@ MWM_DEFAULTS: dict[str, Any] = {
     "precision": "auto",
     "clip_rewards": "identity",
     "eval_state_mean": False,
-    # --- MAE (spec §2) ---
+    # --- MAE (docs/algorithm.md §2) ---
     "mask_ratio": 0.75,
     "mae": {
         "img_size": 64,
@@ -70,7 +71,7 @@ MWM_DEFAULTS: dict[str, Any] = {
         "tube_masking": False,
     },
     "mae_opt": {**_OPT, "warmup": 2500},
-    # --- world model (spec §3) ---
+    # --- world model (docs/algorithm.md §3) ---
     "wm_flat_vit": {
         "embed_dim": 128,
         "depth": 2,
@@ -85,6 +86,7 @@ MWM_DEFAULTS: dict[str, Any] = {
         "stoch": 32,
         "discrete": 32,
         "action_pad": 0,
+        "img_in_act": False,  # The released code has no ELU after img_in.
     },
     "reward_head": {"layers": 4, "units": 512},
     "discount_head": {"layers": 4, "units": 512},
@@ -99,10 +101,10 @@ MWM_DEFAULTS: dict[str, Any] = {
         "mae_reward": 1.0,
     },
     "wmkl": {"scale": 1.0},
-    "wmkl_minloss": 0.1,
+    "wmkl_minloss": 0.0,
     "wmkl_balance": 0.8,
     "model_opt": dict(_OPT),
-    # --- actor-critic (spec §4) ---
+    # --- actor-critic (docs/algorithm.md §4) ---
     "actor": {"layers": 4, "units": 512, "min_std": 0.1, "max_std": 1.0},
     "critic": {"layers": 4, "units": 512},
     "actor_opt": {**_OPT, "lr": 1e-4},
@@ -114,9 +116,10 @@ MWM_DEFAULTS: dict[str, Any] = {
     "reward_norm": {"momentum": 1.0, "eps": 1e-8},
 }
 
-#: Spec §7 presets plus `debug`. A preset is a dict for `update_from_dict`; its
-#: `env_config` merges into the current one. Apply with `MWMConfig().preset(name)`
-#: or, in YAML/`update_from_dict`, `presets: [metaworld, debug]` (in order).
+#: The docs/algorithm.md §7 presets plus `debug`. A preset is a dict for
+#: `update_from_dict`; its `env_config` merges into the current one. Apply with
+#: `MWMConfig().preset(name)` or, in YAML/`update_from_dict`,
+#: `presets: [metaworld, debug]` (in order).
 PRESETS: dict[str, dict[str, Any]] = {
     "metaworld": {
         "env_config": {"time_limit": 250, "action_repeat": 2},
@@ -424,20 +427,27 @@ class MWMConfig(AlgorithmConfig):
             "clip_rewards",
             "must be 'identity', 'sign', 'tanh' or a positive number",
         )
-        for name in ("prefill", "mae_pretrain", "eval_eps"):
+        for name in ("prefill", "mae_pretrain", "pretrain", "eval_eps"):
             need(getattr(self, name) >= 0, name, "must be >= 0")
         for name in ("train_every", "train_mae_every", "slow_target_update"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
         for name in ("dataset", "mae_dataset"):
             for key in ("batch", "length"):
                 need(getattr(self, name)[key] >= 1, f"{name}.{key}", "must be >= 1")
+        minlen = self.replay["minlen"]
+        need(
+            1 <= minlen <= self.dataset["length"],
+            "replay.minlen",
+            "must be in [1, dataset.length] (windows are at most dataset.length)",
+        )
         for name in ("mae_opt", "model_opt", "actor_opt", "critic_opt"):
             opt = getattr(self, name)
             need(opt["lr"] > 0 and opt["eps"] > 0, f"{name}", "needs lr > 0, eps > 0")
             need(0.0 <= opt["wd"] < 1.0, f"{name}.wd", "must be in [0, 1)")
 
     def build_env_to_module_connector(self, env=None, spaces=None, device=None):
-        """Adds RLlib's `is_first` column so the module resets its state (spec §5)."""
+        """Adds RLlib's `is_first` column so the module resets its state
+        (docs/algorithm.md §5)."""
         connector = super().build_env_to_module_connector(
             env=env, spaces=spaces, device=device
         )

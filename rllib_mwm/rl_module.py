@@ -1,11 +1,12 @@
 """`MWMTorchRLModule`: the MAE, the latent world model and the actor-critic.
 
-Networks (attribute names are part of the API, MWM_SPEC §2–§4): `mae_encoder`,
-`mae_decoder`, `latent_encoder`, `latent_decoder`, `rssm`, `reward_head`,
-`discount_head` (only with `pred_discount`), `actor`, `critic`, `slow_critic`.
+Networks (attribute names are part of the API, docs/algorithm.md §2–§4):
+`mae_encoder`, `mae_decoder`, `latent_encoder`, `latent_decoder`, `rssm`,
+`reward_head`, `discount_head` (only with `pred_discount`), `actor`, `critic`,
+`slow_critic`.
 
-Acting (spec §5) carries the recurrent state `{deter, stoch, action}` per env
-through RLlib's state connectors: `STATE_IN` is the previous step's `STATE_OUT`
+Acting (docs/algorithm.md §5) carries the recurrent state `{deter, stoch, action}`
+per env through RLlib's state connectors: `STATE_IN` is the previous step's `STATE_OUT`
 (the module's zero initial state at an episode start), and an optional `is_first`
 column resets it multiplicatively. The inference-only form (env runners) drops the
 decoders, the heads and the critics.
@@ -65,6 +66,7 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
                 stoch=rssm["stoch"],
                 classes=rssm["discrete"],
                 action_pad=rssm["action_pad"],
+                img_in_act=rssm.get("img_in_act", False),
             )
         )
         feat_dim = rssm["deter"] + rssm["stoch"] * rssm["discrete"]
@@ -130,7 +132,7 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         explore: bool,
         sample_state: bool = True,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """One policy step per env for T ≥ 1 steps (spec §5).
+        """One policy step per env for T ≥ 1 steps (docs/algorithm.md §5).
 
         obs (B, T, H, W, 3) uint8, is_first (B, T); returns actions (B, T, A) and
         the state after the last step.

@@ -1,6 +1,8 @@
 """MWMConfig: reference defaults, merging, and one-line errors naming the field."""
 
 import pytest
+import torch
+from helpers import ACT_SPACE, OBS_SPACE, tiny_config
 
 from rllib_mwm.config import MWM_DEFAULTS, MWMConfig
 
@@ -15,11 +17,13 @@ def test_reference_defaults():
         "stoch": 32,
         "discrete": 32,
         "action_pad": 0,
+        "img_in_act": False,
     }
     assert c.mae_opt["warmup"] == 2500 and c.actor_opt["lr"] == 1e-4
     assert c.dataset == {"batch": 16, "length": 50}
     assert c.mae_dataset == {"batch": 32, "length": 32}
     assert c.wmkl_balance == 0.8 and c.aent["scale"] == 1e-4
+    assert c.wmkl == {"scale": 1.0} and c.wmkl_minloss == 0.0
     assert c.slow_target_update == 100 and c.prefill == 5000
     c.validate_mwm()
 
@@ -63,6 +67,9 @@ def test_bad_keys_and_types_fail_at_once(kwargs, message):
         ({"grad_heads": ["reward", "discount"]}, "pred_discount is False"),
         ({"dataset": {"batch": 0}}, r"dataset.batch must be >= 1"),
         ({"imag_horizon": 1}, "imag_horizon must be >= 2"),
+        ({"pretrain": -1}, "pretrain must be >= 0"),
+        ({"replay": {"minlen": 0}}, r"replay.minlen must be in \[1, dataset.length\]"),
+        ({"replay": {"minlen": 51}}, r"replay.minlen must be in \[1, dataset.length\]"),
     ],
 )
 def test_validate_rejects_bad_values(kwargs, message):
@@ -102,9 +109,11 @@ def test_presets_apply_the_spec_table_in_order():
     assert c.reward_norm["momentum"] == 0.99 and c.wmkl_minloss == 0.01
     c = MWMConfig().preset("dmc_vision")
     assert c.replay["prioritize_ends"] is False and c.replay["minlen"] == 50
+    assert c.wmkl_minloss == 0.01
     c = MWMConfig().preset("rlbench")
     assert c.pred_discount and c.grad_heads == ["reward", "discount"]
     assert (c.wmkl["scale"], c.replay["minlen"], c.eval_every) == (0.1, 1, 5000)
+    assert c.wmkl_minloss == 0.1
     # Stacking as the original `--configs`: later presets win key by key.
     c = MWMConfig().preset("metaworld", "debug")
     assert c.dataset == {"batch": 4, "length": 16} and c.wmkl_minloss == 0.01
@@ -166,3 +175,24 @@ def test_config_dicts_reject_keys_rllib_would_store_silently():
     assert config.num_env_runners == 2 and config.lambda_ == 0.9
     # Everything `to_dict()` writes reads back (Tune passes such dicts).
     MWMConfig().update_from_dict(config.to_dict())
+
+
+def test_rssm_feeds_img_in_straight_into_the_gru_by_default():
+    """The released code has no activation after img_in (docs/algorithm.md §3);
+    `rssm.img_in_act` brings DreamerV2's ELU back."""
+
+    def rssm(**rssm_overrides):
+        config = tiny_config(rssm=rssm_overrides)
+        spaces = {"default_policy": (OBS_SPACE, ACT_SPACE)}
+        return config.get_rl_module_spec(spaces=spaces).build().rssm
+
+    torch.manual_seed(0)
+    for act, model in ((False, rssm()), (True, rssm(img_in_act=True))):
+        state = {k: v.normal_() for k, v in model.initial(3).items()}
+        action = torch.randn(3, 4)
+        with torch.no_grad():
+            h = model.img_in(torch.cat([state["stoch"].flatten(-2), action], -1))
+            expected = model.cell(
+                torch.nn.functional.elu(h) if act else h, state["deter"]
+            )
+            torch.testing.assert_close(model.img_step(state, action)["deter"], expected)

@@ -1,4 +1,4 @@
-"""DreamerV2 discrete RSSM on the pooled latent-ViT embeddings (spec §3).
+"""DreamerV2 discrete RSSM on the pooled latent-ViT embeddings (docs/algorithm.md §3).
 
 State = {"deter": (B, deter), "stoch": (B, stoch, classes) one-hot,
 "logit": (B, stoch, classes)}; feat = [flat(stoch), deter].
@@ -15,9 +15,10 @@ from rllib_mwm.nets.dists import OneHotST
 
 @dataclasses.dataclass(frozen=True)
 class RSSMConfig:
-    """RSSM sizes (spec §3). ``action_pad`` > action_dim zero-pads actions to that
-    many dims (the reference used 50). ``img_in_act`` False reproduces the released
-    MWM code, which has no ELU between img_in and the GRU (DreamerV2 has one)."""
+    """RSSM sizes (docs/algorithm.md §3). ``action_pad`` > action_dim zero-pads
+    actions to that many dims (the reference used 50). ``img_in_act`` False (the
+    default) reproduces the released MWM code, which feeds img_in's output straight
+    into the GRU; True adds DreamerV2's ELU there."""
 
     action_dim: int
     embed_dim: int = 128
@@ -26,7 +27,7 @@ class RSSMConfig:
     stoch: int = 32
     classes: int = 32
     action_pad: int = 0
-    img_in_act: bool = True
+    img_in_act: bool = False
 
     def __post_init__(self):
         sizes = ("action_dim", "embed_dim", "deter", "hidden", "stoch", "classes")
@@ -74,7 +75,8 @@ def _glorot_init(module: nn.Module) -> None:
 
 
 class RSSM(nn.Module):
-    """Recurrent state-space model with 32×32 categorical latents (spec §3)."""
+    """Recurrent state-space model with 32×32 categorical latents
+    (docs/algorithm.md §3)."""
 
     def __init__(self, cfg: RSSMConfig):
         super().__init__()
@@ -115,7 +117,7 @@ class RSSM(nn.Module):
     def img_step(
         self, state: dict[str, torch.Tensor], prev_action: torch.Tensor, sample=True
     ) -> dict[str, torch.Tensor]:
-        """Prior: h = ELU(W[flat(stoch), a]); deter = GRU(h, deter);
+        """Prior: h = W[flat(stoch), a] (then ELU if img_in_act); deter = GRU(h, deter);
         logit = W(ELU(W deter)); stoch ~ OneHot(logit) straight-through."""
         x = torch.cat([state["stoch"].flatten(-2), self._pad_action(prev_action)], -1)
         x = self.img_in(x)  # (B, hidden)
