@@ -1,4 +1,4 @@
-"""`MWMReplayBuffer`: compact episodic replay for MWM (MWM_SPEC §6).
+"""`MWMReplayBuffer`: compact episodic replay for MWM (docs/algorithm.md §6).
 
 Why not RLlib's `EpisodeReplayBuffer`: it keeps `SingleAgentEpisode` objects, i.e.
 every step's info dict and module outputs (MWM's carried state is ~8 KB a step),
@@ -12,11 +12,18 @@ a handful of flat numpy arrays in MWM's alignment (`rllib_mwm.episodes`):
     is_terminal(T+1,)   bool          the env terminated at step t
     success    (T+1,)   bool          the env reported success at step t
 
-Sampling follows the reference: an episode uniformly at random among those with at
-least T steps, a start index (`prioritize_ends` favours the end), exactly T steps,
-`is_first` forced on the first. Capacity is in steps, evicting whole episodes
-oldest first. Episode chunks from env runners are joined by episode id and stored
-when the episode ends, as the reference stores only finished episodes.
+Sampling follows the released code. A *window* is drawn from an episode picked
+uniformly among all stored ones: `min(total, maxlen)` steps (shortened by
+`randint(minlen)`, never below `minlen`), its start drawn by `randint(total −
+len + 1 (+ minlen with prioritize_ends))` clipped to the last valid start, and
+`is_first` forced on its first step. Rows are cut from the stream of such windows:
+a row of T steps joins windows until it is full (`is_first` marks each join) and
+the rest of the last window starts the next row, also across `sample` calls. So
+episodes shorter than T are trained on, and the MAE's 32-step rows are cut from
+the same `maxlen`-step windows as the world model's rows. Capacity is in steps,
+evicting whole episodes oldest first. Episode chunks from env runners are joined
+by episode id and stored when the episode ends, as the reference stores only
+finished episodes.
 """
 
 from __future__ import annotations
@@ -59,7 +66,11 @@ def episode_chunk_arrays(chunk) -> Episode:
 
 
 class MWMReplayBuffer(Checkpointable):
-    """Finished episodes as compact arrays; FIFO by episode; uniform sampling."""
+    """Finished episodes as compact arrays; FIFO by episode; uniform sampling.
+
+    `maxlen` caps the window length (the world model's `dataset.length`); None
+    caps it at the length of the rows asked for.
+    """
 
     def __init__(
         self,
@@ -67,13 +78,20 @@ class MWMReplayBuffer(Checkpointable):
         minlen: int = 1,
         prioritize_ends: bool = True,
         seed: int | None = None,
+        maxlen: int | None = None,
     ):
+        if minlen < 1 or (maxlen is not None and maxlen < minlen):
+            raise ValueError(f"need 1 <= minlen <= maxlen, got {minlen}, {maxlen}")
         self.capacity = int(capacity)
         self.minlen = int(minlen)
+        self.maxlen = None if maxlen is None else int(maxlen)
         self.prioritize_ends = bool(prioritize_ends)
         self.rng = np.random.default_rng(seed)
         self.episodes: OrderedDict[str, Episode] = OrderedDict()
         self._ongoing: dict[str, list[Episode]] = {}
+        #: Row length → rest of the window the last row of that length cut:
+        #: (episode key, start, steps).
+        self._rest: dict[int, tuple[str, int, int]] = {}
         self.num_steps = 0
         self.num_steps_added = 0
         self.num_episodes_added = 0
@@ -112,28 +130,50 @@ class MWMReplayBuffer(Checkpointable):
 
     # -------------------------------------------------------------- sampling
     def sample(self, batch: int, length: int) -> dict[str, np.ndarray]:
-        """`batch` sequences of exactly `length` steps, (B, T, ...) arrays."""
-        usable = [e for e in self.episodes.values() if len(e["obs"]) >= length]
-        if not usable:
+        """`batch` rows of exactly `length` steps, (B, T, ...) arrays, cut in order
+        from the stream of windows (module docstring)."""
+        if not self.episodes:
             raise ValueError(
-                f"the replay holds no episode of >= {length} steps yet "
-                f"({len(self.episodes)} episodes, {self.num_steps} steps); raise "
-                "`prefill` or lower `dataset.length` / `mae_dataset.length`"
+                "the replay holds no episode yet; raise `prefill` (episodes shorter "
+                "than `replay.minlen` are not stored)"
             )
-        picks = self.rng.integers(len(usable), size=batch)
-        rows = [self._sequence(usable[i], length) for i in picks]
-        return {k: np.stack([row[k] for row in rows]) for k in KEYS}
+        keys = list(self.episodes)
+        first = self.episodes[keys[0]]
+        rows = {
+            k: np.empty((batch, length, *v.shape[1:]), v.dtype)
+            for k, v in first.items()
+        }
+        rest = self._rest.pop(length, None)
+        if rest is not None and rest[0] not in self.episodes:
+            rest = None  # Evicted since.
+        for b in range(batch):
+            filled = 0
+            while filled < length:
+                fresh = rest is None
+                if fresh:
+                    rest = self._window(keys, self.maxlen or length)
+                key, start, steps = rest
+                n = min(steps, length - filled)
+                episode = self.episodes[key]
+                for k, column in rows.items():
+                    column[b, filled : filled + n] = episode[k][start : start + n]
+                if fresh:
+                    rows["is_first"][b, filled] = True
+                filled += n
+                rest = (key, start + n, steps - n) if n < steps else None
+        if rest is not None:
+            self._rest[length] = rest
+        return rows
 
-    def _sequence(self, episode: Episode, length: int) -> Episode:
-        total = len(episode["obs"])
-        upper = total - length + 1
-        if self.prioritize_ends:
-            upper += length
-        start = min(int(self.rng.integers(upper)), total - length)
-        row = {k: v[start : start + length] for k, v in episode.items()}
-        row["is_first"] = row["is_first"].copy()
-        row["is_first"][0] = True
-        return row
+    def _window(self, keys: list[str], maxlen: int) -> tuple[str, int, int]:
+        """(episode key, start, steps) of a new window, as the released code."""
+        key = keys[int(self.rng.integers(len(keys)))]
+        total = len(self.episodes[key]["obs"])
+        steps = min(total, maxlen) - int(self.rng.integers(self.minlen))
+        steps = max(self.minlen, steps)
+        upper = total - steps + 1 + (self.minlen if self.prioritize_ends else 0)
+        start = min(int(self.rng.integers(upper)), total - steps)
+        return key, start, steps
 
     # ----------------------------------------------------------------- stats
     @property
@@ -160,6 +200,7 @@ class MWMReplayBuffer(Checkpointable):
             "num_steps_added": self.num_steps_added,
             "num_episodes_added": self.num_episodes_added,
             "rng": self.rng.bit_generator.state,
+            "rest": dict(self._rest),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -168,6 +209,7 @@ class MWMReplayBuffer(Checkpointable):
         self.num_steps_added = state["num_steps_added"]
         self.num_episodes_added = state["num_episodes_added"]
         self.rng.bit_generator.state = state["rng"]
+        self._rest = dict(state.get("rest", {}))
         self._ongoing = {}
 
     def get_ctor_args_and_kwargs(self):
@@ -176,6 +218,7 @@ class MWMReplayBuffer(Checkpointable):
             {
                 "capacity": self.capacity,
                 "minlen": self.minlen,
+                "maxlen": self.maxlen,
                 "prioritize_ends": self.prioritize_ends,
             },
         )

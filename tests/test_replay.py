@@ -8,6 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+from scipy import stats
 
 from rllib_mwm.replay import KEYS, MWMReplayBuffer, episode_chunk_arrays
 
@@ -81,26 +82,114 @@ def test_sequences_are_contiguous_with_is_first_forced():
     np.testing.assert_array_equal(batch["is_first"][:, 1:], steps[:, 1:] == 0)
 
 
-def start_histogram(prioritize_ends: bool, total=41, length=10, n=20_000):
-    replay = MWMReplayBuffer(capacity=10_000, prioritize_ends=prioritize_ends, seed=1)
-    replay.add(runner_chunks(total - 1, cut_every=100))
+def indexed_episode(steps: int, terminal: bool = False) -> dict[str, np.ndarray]:
+    """A stored episode of `steps` + 1 steps whose rewards are the step index t,
+    with success and is_terminal on the last step if `terminal`."""
+    n = steps + 1
+    episode = {
+        "obs": np.zeros((n, 1, 1, 3), np.uint8),
+        "actions": np.zeros((n, 2), np.float32),
+        "rewards": np.arange(n, dtype=np.float32),
+        "is_first": np.arange(n) == 0,
+        "is_terminal": np.zeros(n, bool),
+        "success": np.zeros(n, bool),
+    }
+    episode["is_terminal"][-1] = episode["success"][-1] = terminal
+    return episode
+
+
+def start_counts(replay, batch, length, draws):
+    """Histogram of the first step index of `draws` sampled rows."""
     starts = np.concatenate(
-        [replay.sample(500, length)["obs"][:, 0, 0, 0, 0] for _ in range(n // 500)]
+        [replay.sample(batch, length)["rewards"][:, 0] for _ in range(draws // batch)]
+    ).astype(int)
+    return np.bincount(starts)
+
+
+def start_probabilities(total: int, length: int, bonus: int) -> np.ndarray:
+    """The released code's start index: min(randint(total − T + 1 + bonus),
+    total − T), for windows of exactly T steps."""
+    upper = total - length + 1 + bonus
+    probs = np.full(total - length + 1, 1 / upper)
+    probs[-1] = (upper - (total - length)) / upper
+    return probs
+
+
+@pytest.mark.parametrize(
+    "total, prioritize_ends",
+    [(251, True), (501, False)],  # Meta-world (250 steps), DMC (1000 frames / 2)
+    ids=["metaworld", "dmc"],
+)
+def test_full_length_episodes_keep_one_window_per_row(total, prioritize_ends):
+    """minlen = T = 50: every row is one window and the starts follow
+    randint(total − T + 1 + T) clipped, as before the short-episode fix."""
+    replay = MWMReplayBuffer(
+        capacity=10**6, minlen=50, maxlen=50, prioritize_ends=prioritize_ends, seed=0
     )
-    return np.bincount(starts.astype(int), minlength=total - length + 1) / n
+    for _ in range(3):
+        replay.add_episode(indexed_episode(total - 1))
+    batch = replay.sample(50, 50)
+    np.testing.assert_array_equal(np.diff(batch["rewards"], axis=1), 1)
+    assert batch["is_first"][:, 0].all() and not batch["is_first"][:, 1:].any()
+    counts = start_counts(replay, 50, 50, 50_000)
+    assert len(counts) <= total - 50 + 1
+    expected = start_probabilities(total, 50, 50 if prioritize_ends else 0)
+    observed = np.pad(counts, (0, len(expected) - len(counts)))
+    assert stats.chisquare(observed, expected * observed.sum()).pvalue > 1e-3
 
 
-def test_uniform_starts_without_prioritize_ends():
-    hist = start_histogram(False)
-    np.testing.assert_allclose(hist, 1 / 32, atol=0.01)
+def test_prioritize_ends_adds_minlen_not_the_row_length():
+    # rlbench: minlen 1, so the last start gets 2 of total − T + 2 draws.
+    replay = MWMReplayBuffer(capacity=10**6, minlen=1, maxlen=50, seed=0)
+    replay.add_episode(indexed_episode(99))
+    counts = start_counts(replay, 50, 50, 30_000)
+    expected = start_probabilities(100, 50, 1)
+    observed = np.pad(counts, (0, len(expected) - len(counts)))
+    assert stats.chisquare(observed, expected * observed.sum()).pvalue > 1e-3
 
 
-def test_prioritize_ends_puts_extra_mass_on_the_last_start():
-    # randint(total - T + 1 + T) clipped to total - T: the last start gets T + 1
-    # of the total - T + 1 + T equally likely draws (spec §6).
-    hist = start_histogram(True)
-    np.testing.assert_allclose(hist[:-1], 1 / 42, atol=0.01)
-    assert hist[-1] == pytest.approx(11 / 42, abs=0.02)
+def test_short_episodes_are_joined_into_full_rows():
+    """rlbench: episodes end on success before T steps; their last (success and
+    terminal) steps must reach the world model."""
+    replay = MWMReplayBuffer(capacity=10**6, minlen=1, maxlen=50, seed=0)
+    for steps in (7, 12, 20):
+        replay.add_episode(indexed_episode(steps, terminal=True))
+    batch = replay.sample(16, 50)
+    assert batch["rewards"].shape == (16, 50)
+    # Rows are consecutive pieces of one stream of whole episodes (a short
+    # episode is its own window): t counts 0, 1, ..., last, then 0 again.
+    t = batch["rewards"].reshape(-1).astype(int)
+    is_first = batch["is_first"].reshape(-1)
+    assert t[0] == 0
+    ends = np.flatnonzero(np.diff(t) != 1)
+    assert (t[ends + 1] == 0).all() and set(t[ends]) <= {7, 12, 20}
+    np.testing.assert_array_equal(is_first, t == 0)
+    np.testing.assert_array_equal(batch["is_terminal"].reshape(-1)[ends], True)
+    np.testing.assert_array_equal(batch["success"], batch["is_terminal"])
+
+
+def test_mae_rows_are_cut_from_the_world_model_windows():
+    """MAE rows (32 steps) continue the 50-step windows the world model samples:
+    the stream of rows holds whole windows, not windows of 32."""
+    replay = MWMReplayBuffer(capacity=10**6, minlen=50, maxlen=50, seed=0)
+    for _ in range(4):
+        replay.add_episode(indexed_episode(100))
+    first = replay.sample(3, 32)
+    second = replay.sample(3, 32)  # The rest of the last window comes first.
+    is_first = np.concatenate([first["is_first"], second["is_first"]]).reshape(-1)
+    t = np.concatenate([first["rewards"], second["rewards"]]).reshape(-1)
+    np.testing.assert_array_equal(np.flatnonzero(is_first), [0, 50, 100, 150])
+    for window in np.split(t, [50, 100, 150]):
+        np.testing.assert_array_equal(np.diff(window), 1)
+
+
+def test_sampling_a_row_length_above_maxlen_joins_windows():
+    replay = MWMReplayBuffer(capacity=10**6, minlen=10, maxlen=10, seed=0)
+    replay.add_episode(indexed_episode(40))
+    batch = replay.sample(2, 25)
+    np.testing.assert_array_equal(
+        np.flatnonzero(batch["is_first"].reshape(-1)), [0, 10, 20, 30, 40]
+    )
 
 
 def test_capacity_evicts_oldest_episodes_first():
@@ -118,8 +207,10 @@ def test_minlen_skips_short_episodes_and_sampling_explains_itself():
     replay = MWMReplayBuffer(capacity=1000, minlen=20)
     replay.add(runner_chunks(10, cut_every=50))
     assert replay.num_steps == 0
-    with pytest.raises(ValueError, match="no episode of >= 16 steps"):
+    with pytest.raises(ValueError, match="no episode yet"):
         replay.sample(2, 16)
+    with pytest.raises(ValueError, match="minlen <= maxlen"):
+        MWMReplayBuffer(capacity=1000, minlen=20, maxlen=10)
 
 
 def test_memory_is_the_raw_bytes_of_the_stored_steps():
@@ -143,9 +234,10 @@ def test_memory_is_the_raw_bytes_of_the_stored_steps():
 
 
 def test_state_round_trip_restores_contents_and_sampling():
-    replay = MWMReplayBuffer(capacity=10_000, seed=3)
+    replay = MWMReplayBuffer(capacity=10_000, minlen=8, maxlen=8, seed=3)
     for _ in range(3):
         replay.add(runner_chunks(30, cut_every=8))
+    replay.sample(3, 5)  # Leaves the rest of a window for the next 5-step row.
     state = replay.get_state()
     restored = MWMReplayBuffer(**replay.get_ctor_args_and_kwargs()[1])
     restored.set_state(state)
@@ -155,5 +247,7 @@ def test_state_round_trip_restores_contents_and_sampling():
             np.testing.assert_array_equal(
                 restored.episodes[key][name], replay.episodes[key][name]
             )
-    a, b = replay.sample(4, 8), restored.sample(4, 8)
-    np.testing.assert_array_equal(a["obs"], b["obs"])
+    for length in (5, 8):
+        a, b = replay.sample(4, length), restored.sample(4, length)
+        for name in KEYS:
+            np.testing.assert_array_equal(a[name], b[name])
