@@ -1,5 +1,5 @@
-"""Episodes as MWM stores them (MWM_SPEC §1), outside RLlib (tests, benchmarks);
-`rllib_mwm.replay.MWMReplayBuffer` stores and samples them.
+"""Episodes as MWM stores them (docs/algorithm.md §1), outside RLlib (tests,
+benchmarks); `rllib_mwm.replay.MWMReplayBuffer` stores and samples them.
 
 A stored step holds the observation together with the action that *led to it*;
 the first step of an episode holds a zero action and zero reward. Arrays:
@@ -33,7 +33,8 @@ def run_episode(env: gym.Env, policy, seed: int | None = None) -> dict[str, np.n
 
 
 def random_episode(env: gym.Env, seed: int) -> dict[str, np.ndarray]:
-    """One episode of uniform random actions (the prefill policy, spec §6)."""
+    """One episode of uniform random actions, the prefill policy
+    (docs/algorithm.md §6)."""
     env.action_space.seed(seed)
     return run_episode(env, lambda _: env.action_space.sample(), seed=seed)
 

@@ -1,4 +1,4 @@
-"""MWM losses as pure functions (MWM_SPEC §2–§4).
+"""MWM losses as pure functions (docs/algorithm.md §2–§4).
 
 Each loss takes tensors and networks and returns `(losses, metrics)` dicts of
 scalars (plus, for the world model, the posterior states that imagination starts
@@ -20,7 +20,8 @@ State = dict[str, Tensor]
 
 
 def transform_reward(rewards: Tensor, clip: str | float) -> Tensor:
-    """`clip_rewards` (spec §1): 'identity', 'sign', 'tanh' or a number to divide by."""
+    """`clip_rewards`: 'identity', 'sign', 'tanh' or a number to divide by
+    (docs/algorithm.md §1)."""
     if clip == "identity":
         return rewards
     if clip == "sign":
@@ -39,7 +40,8 @@ def mae_loss(
     patch_size: int,
     seq_len: int = 1,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Masked reconstruction of all patches plus symlog reward (spec §2 Losses).
+    """Masked reconstruction of all patches plus symlog reward
+    (docs/algorithm.md §2).
 
     `seq_len` > 1 groups consecutive frames for the encoder's optional tube masking.
     """
@@ -86,7 +88,8 @@ def world_model_loss(
     kl_scale: float = 1.0,
     grad_heads: tuple[str, ...],
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], State]:
-    """Feature prediction + KL + reward (+ discount) on MAE tokens (spec §3)."""
+    """Feature prediction + KL + reward (+ discount) on MAE tokens
+    (docs/algorithm.md §3)."""
     tokens = tokens.detach()  # The MAE is trained by its own loss only.
     B, T = tokens.shape[:2]
     embed = module.latent_encoder(tokens.flatten(0, 1)).unflatten(0, (B, T))
@@ -127,7 +130,7 @@ def _categorical_entropy(logit: Tensor) -> Tensor:
 def imagine(
     rssm: nn.Module, actor: nn.Module, start: State, horizon: int
 ) -> tuple[State, Tensor, Tensor]:
-    """Rolls the actor out in the prior for `horizon` steps (spec §4).
+    """Rolls the actor out in the prior for `horizon` steps (docs/algorithm.md §4).
 
     Returns (states (N, H+1, ...), feat (N, H+1, F), actions (N, H+1, A)); the start
     state's action slot is zeros and `actions[:, t+1]` was taken in state t.
@@ -196,7 +199,8 @@ def actor_loss(
     entropy_scale: float,
     grad: str,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Dynamics backprop or REINFORCE objective plus entropy bonus (spec §4)."""
+    """Dynamics backprop or REINFORCE objective plus entropy bonus
+    (docs/algorithm.md §4)."""
     policy = actor(feat[:, :-2].detach())  # states z_0 .. z_{H−2}
     if grad == "dynamics":
         objective = targets[:, 1:]
@@ -217,7 +221,8 @@ def critic_loss(
     targets: Tensor,  # (N, H)
     weights: Tensor,  # (N, H)
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Weighted squared error of the critic against the λ-returns (spec §4)."""
+    """Weighted squared error of the critic against the λ-returns
+    (docs/algorithm.md §4)."""
     values = critic(feat[:, :-1].detach())  # states z_0 .. z_{H−1}
     loss = (weights * values.loss(targets.detach())).mean()
     metrics = {"critic/value_mean": values.mode().mean().detach()}

@@ -1,4 +1,4 @@
-"""What MWM reports besides the learner's losses (MWM_SPEC §6).
+"""What MWM reports besides the learner's losses (docs/algorithm.md §6).
 
 - `log_episode_success`: an env-runner callback logging `success_rate` (an episode
   succeeds if any of its steps reported `info["success"]`) through RLlib's

@@ -1,4 +1,5 @@
-"""Env registry: names, config validation, Tune/RLlib registration (spec §7)."""
+"""Env registry: names, config validation, Tune/RLlib registration
+(docs/algorithm.md §7)."""
 
 import os
 import subprocess

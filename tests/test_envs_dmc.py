@@ -1,4 +1,4 @@
-"""DeepMind Control adapters (spec §7): suite and manipulation tasks."""
+"""DeepMind Control adapters (docs/algorithm.md §7): suite and manipulation tasks."""
 
 import os
 
@@ -57,7 +57,7 @@ def test_actions_are_rescaled_to_task_bounds():
     assert not np.allclose(spec.minimum, -1)  # asymmetric bounds: needs rescale
     np.testing.assert_allclose(quadruped.scale_action(-np.ones(12)), spec.minimum)
     np.testing.assert_allclose(quadruped.scale_action(np.ones(12)), spec.maximum)
-    assert quadruped._env.render_kwargs["camera_id"] == 2  # spec §7
+    assert quadruped._env.render_kwargs["camera_id"] == 2  # docs/algorithm.md §7
     quadruped.close()
     lqr = make_env("dmc_lqr_lqr_2_1", seed=0)  # bounds of +-1e10: pass through
     np.testing.assert_allclose(lqr.scale_action(np.array([0.5])), [0.5])

@@ -1,4 +1,5 @@
-"""Meta-world v3 adapter (spec §7): camera, orientation, seeding, time limit."""
+"""Meta-world v3 adapter: camera, orientation, seeding, time limit
+(docs/algorithm.md §7)."""
 
 import os
 

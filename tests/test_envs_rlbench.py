@@ -1,4 +1,5 @@
-"""RLBench adapter (spec §7): a scripted backend, and the missing-simulator error."""
+"""RLBench adapter: a scripted backend, and the missing-simulator error
+(docs/algorithm.md §7)."""
 
 import importlib.util
 

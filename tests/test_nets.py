@@ -42,7 +42,7 @@ def count(module):
     return sum(p.numel() for p in module.parameters())
 
 
-# Reference parameter counts (spec §2), default config, 4-dim actions.
+# Reference parameter counts (docs/algorithm.md §8), default config, 4-dim actions.
 @pytest.mark.parametrize(
     "build, expected",
     [

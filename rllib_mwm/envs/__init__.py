@@ -1,4 +1,4 @@
-"""Environment adapters for MWM (spec §1, §7).
+"""Environment adapters for MWM (docs/algorithm.md §1, §7).
 
 `make_env("metaworld_peg_insert_side", seed=0)` builds an image-only gymnasium
 env; `register_envs()` makes every `<suite>_<task>` name known to Tune/RLlib.

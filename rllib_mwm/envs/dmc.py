@@ -1,4 +1,5 @@
-"""DeepMind Control adapters (spec §7): `dmc_<domain>_<task>`, `dmc_manip_<task>`.
+"""DeepMind Control adapters (docs/algorithm.md §7): `dmc_<domain>_<task>` and
+`dmc_manip_<task>`.
 
 Suite tasks render camera 0 (2 for quadruped). `dmc_manip_<task>` is the
 dm_control manipulation task `<task>_vision`: we load `<task>_features`

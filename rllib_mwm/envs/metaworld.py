@@ -1,4 +1,5 @@
-"""Meta-world v3 adapter (spec §7): `metaworld_<task>` -> `<task with dashes>-v3`.
+"""Meta-world v3 adapter (docs/algorithm.md §7): `metaworld_<task>` ->
+`<task with dashes>-v3`.
 
 The paper renders `corner2` moved to (0.75, 0.075, 0.7); Meta-world v3 ships
 that view as the camera `corner4`. Goals are re-sampled every episode from the
@@ -23,7 +24,7 @@ from rllib_mwm.envs.wrappers import (
 
 PAPER_CAMERA = "corner4"  # == the reference's corner2 moved to PAPER_CAMERA_POS
 PAPER_CAMERA_POS = (0.75, 0.075, 0.7)
-TIME_LIMIT = 250  # agent steps (spec §7)
+TIME_LIMIT = 250  # agent steps (docs/algorithm.md §7)
 _OPEN_ENVS: weakref.WeakSet = weakref.WeakSet()
 
 

@@ -1,4 +1,5 @@
-"""Task names `<suite>_<task>`, `make_env`, and Tune/RLlib registration (spec §7)."""
+"""Task names `<suite>_<task>`, `make_env`, and Tune/RLlib registration
+(docs/algorithm.md §7)."""
 
 from __future__ import annotations
 

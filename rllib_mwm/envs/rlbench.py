@@ -1,4 +1,5 @@
-"""RLBench adapter (spec §7): `rlbench_<task>`, e.g. `rlbench_reach_target`.
+"""RLBench adapter (docs/algorithm.md §7): `rlbench_<task>`, e.g.
+`rlbench_reach_target`.
 
 Front camera RGB at `size`; joint-position deltas for the 7 arm joints plus a
 discrete gripper (open when > 0.5), passed through unscaled as in the reference;
@@ -21,7 +22,7 @@ import numpy as np
 
 from rllib_mwm.envs.wrappers import EnvSettings, PixelEnv, SimStep, fresh_seed
 
-TIME_LIMIT = 200  # agent steps (spec §7)
+TIME_LIMIT = 200  # agent steps (docs/algorithm.md §7)
 ACTION_DIM = 8  # 7 joint-position deltas + 1 gripper command (Panda)
 FRAME_DT = 0.05  # CoppeliaSim's simulation step in RLBench scenes (seconds)
 DEFAULT_TASKS = ("reach_target",)  # listed when RLBench is not installed

@@ -1,9 +1,10 @@
 """Shared machinery of the env adapters: settings, action repeat, time limit.
 
 Every adapter is a `gymnasium.Env` whose observation is the 64x64 RGB frame only
-(spec §1) and whose action space is Box(-1, 1). An agent step repeats the action
-`action_repeat` times, sums the rewards, reports `success` if any sub-step
-succeeded and stops repeating once the simulator ends the episode (spec §7).
+(docs/algorithm.md §1) and whose action space is Box(-1, 1). An agent step repeats
+the action `action_repeat` times, sums the rewards, reports `success` if any
+sub-step succeeded and stops repeating once the simulator ends the episode
+(docs/algorithm.md §7).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class EnvSettings:
     size: tuple[int, int] = (64, 64)
     action_repeat: int = 2
     time_limit: int | None = None  # agent steps; None = the suite's default
-    camera: str | int | None = None  # None = the suite's default (spec §7)
+    camera: str | int | None = None  # None = the suite's default (docs/algorithm.md §7)
     fast_render: bool = False
 
     @classmethod
@@ -123,7 +124,7 @@ class PixelEnv(gym.Env):
         return self._image, self._info(False)
 
     def step(self, action):
-        """One agent step = `action_repeat` simulator steps (spec §7)."""
+        """One agent step = `action_repeat` simulator steps (docs/algorithm.md §7)."""
         if self._steps is None:
             raise RuntimeError("Call reset() before step() (and after an episode end).")
         action = self._check_action(action)

@@ -1,4 +1,5 @@
-"""Output objects of the heads with ``.loss(target)`` / ``.mode()`` (spec §3, §4).
+"""Output objects of the heads with ``.loss(target)`` / ``.mode()``
+(docs/algorithm.md §3, §4).
 
 Losses are elementwise (no batch reduction); the loss functions reduce.
 """
@@ -13,7 +14,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
-    """sign(x)·ln(1 + |x|) (spec §2)."""
+    """sign(x)·ln(1 + |x|) (docs/algorithm.md §2)."""
     return torch.sign(x) * torch.log1p(x.abs())
 
 
@@ -23,7 +24,7 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
 
 
 class SymlogMSE:
-    """Scalar regression in symlog space (reward heads, spec §2–§3).
+    """Scalar regression in symlog space (reward heads, docs/algorithm.md §2–§3).
 
     ``pred`` has the target's shape (heads drop their trailing 1).
     """
@@ -67,8 +68,8 @@ def _straight_through_clip(x: torch.Tensor, low: float, high: float) -> torch.Te
 
 class TruncNormalST:
     """Normal(mean, std) truncated to [low, high], independent over the last dim
-    (actor, spec §4). Samples and mode are clipped to [low + clip, high − clip]
-    with a straight-through gradient."""
+    (actor, docs/algorithm.md §4). Samples and mode are clipped to
+    [low + clip, high − clip] with a straight-through gradient."""
 
     def __init__(self, mean, std, low=-1.0, high=1.0, clip=1e-6):
         self.mean, self.std = mean, std
@@ -152,7 +153,8 @@ class OneHotST:
 
 
 class Bernoulli:
-    """Bernoulli with logits (discount head, spec §3); soft-label BCE loss."""
+    """Bernoulli with logits (discount head, docs/algorithm.md §3); soft-label
+    BCE loss."""
 
     def __init__(self, logits: torch.Tensor):
         self.logits = logits

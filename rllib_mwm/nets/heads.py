@@ -1,4 +1,5 @@
-"""MLP heads on the RSSM feat (spec §3, §4): reward, discount, actor, critic."""
+"""MLP heads on the RSSM feat: reward, discount, actor, critic
+(docs/algorithm.md §3, §4)."""
 
 import math
 
@@ -19,7 +20,7 @@ class MLP(nn.Module):
     """``layers`` × (Linear(units) + act), then a Linear output layer.
 
     Hidden layers Glorot-uniform; the output layer starts small (variance scaling
-    0.1, fan-avg, uniform; spec §3); zero biases.
+    0.1, fan-avg, uniform; docs/algorithm.md §3); zero biases.
     """
 
     def __init__(
@@ -52,7 +53,8 @@ def _scalar(mlp: MLP, feat: torch.Tensor) -> torch.Tensor:
 
 
 class RewardHead(nn.Module):
-    """feat -> `SymlogMSE` over a scalar; ``.mode()`` is the reward (spec §3)."""
+    """feat -> `SymlogMSE` over a scalar; ``.mode()`` is the reward
+    (docs/algorithm.md §3)."""
 
     def __init__(self, feat_dim: int, layers: int = 4, units: int = 512):
         super().__init__()
@@ -63,7 +65,7 @@ class RewardHead(nn.Module):
 
 
 class CriticHead(nn.Module):
-    """feat -> `MSE` over a scalar value (spec §4)."""
+    """feat -> `MSE` over a scalar value (docs/algorithm.md §4)."""
 
     def __init__(self, feat_dim: int, layers: int = 4, units: int = 512):
         super().__init__()
@@ -74,7 +76,7 @@ class CriticHead(nn.Module):
 
 
 class DiscountHead(nn.Module):
-    """feat -> `Bernoulli` logits of episode continuation (spec §3)."""
+    """feat -> `Bernoulli` logits of episode continuation (docs/algorithm.md §3)."""
 
     def __init__(self, feat_dim: int, layers: int = 4, units: int = 512):
         super().__init__()
@@ -85,8 +87,9 @@ class DiscountHead(nn.Module):
 
 
 class ActorHead(nn.Module):
-    """Policy (spec §4). Continuous: mean tanh(μ), std (max−min)·σ(s) + min, a
-    `TruncNormalST` on [−1, 1]. Discrete: `OneHotST` over action_dim logits.
+    """Policy (docs/algorithm.md §4). Continuous: mean tanh(μ), std
+    (max−min)·σ(s) + min, a `TruncNormalST` on [−1, 1]. Discrete: `OneHotST` over
+    action_dim logits.
 
     Continuous output rows: the first action_dim (μ) get the small 0.1 init; the
     std rows get Glorot-uniform like the reference's separate std Dense layer.

@@ -1,4 +1,4 @@
-"""ViTs between MAE tokens and RSSM inputs/outputs (spec §3).
+"""ViTs between MAE tokens and RSSM inputs/outputs (docs/algorithm.md §3).
 
 `LatentViTEncoder` pools the frozen MAE tokens into the RSSM ``embed``;
 `LatentViTDecoder` predicts the MAE tokens back from ``feat``. Both own the CLS

@@ -1,4 +1,4 @@
-"""The masked autoencoder over convolutional features (spec §1, §2)."""
+"""The masked autoencoder over convolutional features (docs/algorithm.md §1, §2)."""
 
 import dataclasses
 
@@ -21,8 +21,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclasses.dataclass(frozen=True)
 class MAEConfig:
-    """MAE sizes (spec §2). ``reward_quirk`` reproduces the reference, whose reward
-    linear layer reads the pixel prediction of the last patch (192 -> 1)."""
+    """MAE sizes (docs/algorithm.md §2). ``reward_quirk`` reproduces the
+    reference, whose reward linear layer reads the pixel prediction of the last
+    patch (192 -> 1)."""
 
     img_size: int = 64
     patch_size: int = 8
@@ -82,7 +83,8 @@ def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def standardize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (..., H, W, 3) -> float32 (x/255 − ImageNet mean) / std (spec §1)."""
+    """uint8 (..., H, W, 3) -> float32 (x/255 − ImageNet mean) / std
+    (docs/algorithm.md §1)."""
     x = images.float() / 255.0
     mean, std = _stats(x)
     return (x - mean) / std
@@ -111,7 +113,8 @@ def tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
 
 class ConvStem(nn.Module):
     """Three 4×4 stride-2 TF-'SAME' convs (D/8, D/4, D/2) with ReLU, then a 1×1
-    conv to D: (N, H, W, C) -> (N, (H/8)·(W/8), D) row-major tokens (spec §2)."""
+    conv to D: (N, H, W, C) -> (N, (H/8)·(W/8), D) row-major tokens
+    (docs/algorithm.md §2)."""
 
     def __init__(self, in_chans: int, dim: int):
         super().__init__()
@@ -143,8 +146,9 @@ class PatchEmbed(nn.Module):
 
 
 class MaskedViTEncoder(nn.Module):
-    """MAE encoder (spec §2): stem, fixed sin-cos embedding, random masking,
-    learned CLS (zero position embedding), transformer. Output CLS first."""
+    """MAE encoder (docs/algorithm.md §2): stem, fixed sin-cos embedding,
+    random masking, learned CLS (zero position embedding), transformer. Output CLS
+    first."""
 
     def __init__(self, cfg: MAEConfig):
         super().__init__()
@@ -178,9 +182,9 @@ class MaskedViTEncoder(nn.Module):
 
 
 class MAEDecoder(nn.Module):
-    """MAE decoder (spec §2): mask tokens fill the removed positions, an extra
-    reward token (the same mask token) is appended, pixels per patch token and
-    (``reward_pred``) a scalar reward in symlog space."""
+    """MAE decoder (docs/algorithm.md §2): mask tokens fill the removed
+    positions, an extra reward token (the same mask token) is appended, pixels per
+    patch token and (``reward_pred``) a scalar reward in symlog space."""
 
     def __init__(self, cfg: MAEConfig):
         super().__init__()

@@ -1,4 +1,4 @@
-"""ViT building blocks shared by the MAE and the latent ViTs (spec §2, §3).
+"""ViT building blocks shared by the MAE and the latent ViTs (docs/algorithm.md §2, §3).
 
 The only copy of the sin-cos position tables, patchify, random masking and the
 CLS reordering. Tokens are batch-major: (N, L, D).
@@ -36,7 +36,8 @@ def sincos_pos_embed_2d(dim: int, grid: int) -> torch.Tensor:
 
 
 def sincos_pos_embed_with_extra(dim: int, grid: int) -> torch.Tensor:
-    """(grid*grid + 1, dim): the grid table plus one extra token (spec §2, §3).
+    """(grid*grid + 1, dim): the grid table plus one extra token
+    (docs/algorithm.md §2, §3).
 
     Built from the (grid+1)×(grid+1) table: its top-left grid×grid block
     (row-major) for the patches, its last corner (grid, grid) for the extra token.
@@ -69,7 +70,7 @@ def unpatchify(patches: torch.Tensor, patch: int, channels: int = 3) -> torch.Te
 def random_masking(
     x: torch.Tensor, mask_ratio: float, tube_T: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Keep K = int(L·(1 − ratio)) random tokens per row (spec §2).
+    """Keep K = int(L·(1 − ratio)) random tokens per row (docs/algorithm.md §2).
 
     Returns kept (N, K, D), mask (N, L) with 1 = removed, ids_restore (N, L).
     With K = L the order is left unchanged. ``tube_T``: rows are B·T frames
@@ -100,7 +101,7 @@ def unshuffle(tokens: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
 
 
 def move_cls_last(tokens: torch.Tensor) -> torch.Tensor:
-    """(..., 1+L, D) CLS first -> patches then CLS (spec §3)."""
+    """(..., 1+L, D) CLS first -> patches then CLS (docs/algorithm.md §3)."""
     return torch.cat([tokens[..., 1:, :], tokens[..., :1, :]], dim=-2)
 
 
