@@ -8,12 +8,18 @@ algorithm registered with Tune (MWM, PPO, ...):
         --stop '{"agent_steps": 2000}'
     rllib evaluate <checkpoint> [--episodes 10] [--video out.gif]
     rllib_mwm plot <result dirs...> [--out curves.png] [--reference scores.json]
+    rllib_mwm report <experiment dir> [--reference scores.json]
 
 A tuned-example YAML holds one experiment per top-level key, each with `run`,
 `env`, `stop`, `config` and optionally `checkpoint_config` (or the old
 `checkpoint_freq` / `checkpoint_at_end` / `keep_checkpoints_num`), `num_samples`
-and `storage_path` (old: `local_dir`). Search spaces (`grid_search`, `choice`,
-`uniform`, `loguniform`, `randint`) work anywhere in `config`.
+`storage_path` (old: `local_dir`; a URI such as s3://bucket/dir works too),
+`max_concurrent_trials` and `max_failures` (retries of a failed trial, from its
+last checkpoint). Search spaces (`grid_search`, `choice`, `uniform`,
+`loguniform`, `randint`) work anywhere in `config`. A stop limit may map env
+names to limits, so that a grid over tasks stops each at its own budget
+(`rllib_mwm.cluster`). Before Tune starts, a trial that asks for more CPUs or
+GPUs than any node has is an error.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ EXPERIMENT_KEYS = {
     "num_samples",
     "storage_path",
     "local_dir",
+    "max_concurrent_trials",
+    "max_failures",
 }
 #: Classic stop keys (old API stack results) → new-API-stack result keys.
 STOP_KEYS = {
@@ -65,6 +73,8 @@ class Experiment:
     checkpoint: dict[str, Any] = field(default_factory=dict)
     num_samples: int = 1
     storage_path: str | None = None
+    max_concurrent_trials: int | None = None
+    max_failures: int = 0
 
 
 # ------------------------------------------------------------------- parsing
@@ -118,6 +128,8 @@ def experiment_from_dict(name: str, body: Any, where: str = "") -> Experiment:
         checkpoint=checkpoint,
         num_samples=int(body.get("num_samples", 1)),
         storage_path=body.get("storage_path") or body.get("local_dir"),
+        max_concurrent_trials=body.get("max_concurrent_trials"),
+        max_failures=int(body.get("max_failures", 0)),
     )
 
 
@@ -159,7 +171,13 @@ def check_experiment(experiment: Experiment) -> None:
     """Fails fast, before Ray starts, on an unknown algorithm or a bad config."""
     from ray.tune.registry import get_trainable_cls
 
+    from rllib_mwm import cluster
+
     rllib_mwm.register()
+    try:
+        cluster.check_stop(experiment.stop, grid_values(experiment.param_space, "env"))
+    except ValueError as error:
+        raise CLIError(f"experiment {experiment.name!r}: {error}") from error
     try:
         trainable = get_trainable_cls(experiment.run)
     except Exception as error:
@@ -176,6 +194,34 @@ def check_experiment(experiment: Experiment) -> None:
         except (ValueError, TypeError, ImportError) as error:
             message = str(error).strip().splitlines()[0]
             raise CLIError(f"experiment {experiment.name!r}: {message}") from error
+
+
+def grid_values(space: dict[str, Any], key: str) -> list[Any]:
+    """The values a top-level key of a search space takes (its grid, or itself)."""
+    value = space.get(key)
+    if isinstance(value, dict) and set(value) == {"grid_search"}:
+        return list(value["grid_search"])
+    return [] if value is None else [value]
+
+
+def check_cluster_resources(experiment: Experiment) -> None:
+    """One trial's placement group against the live nodes (`ray.nodes()`)."""
+    import ray
+    from ray.rllib.algorithms.algorithm import Algorithm
+    from ray.tune.registry import get_trainable_cls
+
+    from rllib_mwm import cluster
+
+    trainable = get_trainable_cls(experiment.run)
+    if not (isinstance(trainable, type) and issubclass(trainable, Algorithm)):
+        return
+    config = first_sample(experiment.param_space)
+    request = trainable.default_resource_request(config)
+    bundles = getattr(request, "bundles", None) or []
+    try:
+        cluster.check_resources(experiment.name, config, bundles, ray.nodes())
+    except ValueError as error:
+        raise CLIError(str(error)) from error
 
 
 def first_sample(space: Any) -> Any:
@@ -198,7 +244,9 @@ def run_experiments(experiments: list[Experiment], resume: bool = False) -> int:
     import ray
 
     if not ray.is_initialized():
-        rllib_mwm.init_ray(include_dashboard=False)
+        rllib_mwm.init_ray(include_dashboard=False)  # Joins RAY_ADDRESS if set.
+    for experiment in experiments:
+        check_cluster_resources(experiment)
     errors = sum(_fit(experiment, resume).num_errors for experiment in experiments)
     return int(errors > 0)
 
@@ -206,12 +254,19 @@ def run_experiments(experiments: list[Experiment], resume: bool = False) -> int:
 def _fit(experiment: Experiment, resume: bool):
     from ray import tune
 
-    from rllib_mwm.reporting import ProgressPrinter
-
-    storage = os.path.abspath(
-        os.path.expanduser(experiment.storage_path or "~/ray_results")
+    from rllib_mwm.cluster import (
+        BudgetProgressPrinter,
+        BudgetStopper,
+        has_per_env_limits,
     )
+
+    storage = experiment.storage_path or "~/ray_results"
+    if "://" not in storage:  # Keep URIs (s3://, gs://) as they are.
+        storage = os.path.abspath(os.path.expanduser(storage))
     path = os.path.join(storage, experiment.name)
+    stop = experiment.stop
+    if has_per_env_limits(stop):
+        stop = BudgetStopper(stop)
     if resume and tune.Tuner.can_restore(path):
         print(f"resuming {path}", flush=True)
         tuner = tune.Tuner.restore(
@@ -226,13 +281,17 @@ def _fit(experiment: Experiment, resume: bool):
         tuner = tune.Tuner(
             experiment.run,
             param_space=experiment.param_space,
-            tune_config=tune.TuneConfig(num_samples=experiment.num_samples),
+            tune_config=tune.TuneConfig(
+                num_samples=experiment.num_samples,
+                max_concurrent_trials=experiment.max_concurrent_trials,
+            ),
             run_config=tune.RunConfig(
                 name=experiment.name,
                 storage_path=storage,
-                stop=experiment.stop,
+                stop=stop,
                 checkpoint_config=tune.CheckpointConfig(**experiment.checkpoint),
-                callbacks=[ProgressPrinter(experiment.stop)],
+                failure_config=tune.FailureConfig(max_failures=experiment.max_failures),
+                callbacks=[BudgetProgressPrinter(experiment.stop)],
                 verbose=0,
             ),
         )
@@ -285,6 +344,12 @@ def _plot(args) -> int:
     return plot.main(args.rest)
 
 
+def _report(args) -> int:
+    from rllib_mwm import report
+
+    return report.main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rllib", description="RLlib's classic command line, for any algorithm."
@@ -313,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="learning curves (rllib_mwm plot -h)")
     plot.add_argument("rest", nargs=argparse.REMAINDER)
     plot.set_defaults(handler=_plot)
+    report = commands.add_parser(
+        "report", help="the paper's Meta-world table (rllib_mwm report -h)"
+    )
+    report.add_argument("rest", nargs=argparse.REMAINDER)
+    report.set_defaults(handler=_report)
     return parser
 
 

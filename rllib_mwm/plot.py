@@ -100,8 +100,8 @@ def read_results(result_dir: str | Path, metric: str, method: str) -> list[Run]:
     return runs
 
 
-def read_reference(path: str | Path, tasks: set[str]) -> list[Run]:
-    """The paper's runs (`method (paper)`) of the given tasks."""
+def read_reference(path: str | Path, tasks: set[str] | None = None) -> list[Run]:
+    """The paper's runs (`method (paper)`) of the given tasks (None: all)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"no such reference file: {path}")
@@ -114,7 +114,7 @@ def read_reference(path: str | Path, tasks: set[str]) -> list[Run]:
             np.asarray(entry["success_rates"], dtype=float),
         )
         for entry in json.loads(path.read_text())
-        if entry["task"] in tasks
+        if tasks is None or entry["task"] in tasks
     ]
 
 

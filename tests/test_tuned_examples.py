@@ -11,7 +11,16 @@ from rllib_mwm.envs import rlbench
 from rllib_mwm.envs.registry import task_names
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "tuned_examples" / "mwm"
-EXPERIMENT_KEYS = {"run", "env", "stop", "config", "checkpoint_config", "num_samples"}
+EXPERIMENT_KEYS = {
+    "run",
+    "env",
+    "stop",
+    "config",
+    "checkpoint_config",
+    "num_samples",
+    "max_concurrent_trials",
+    "max_failures",
+}
 # Budget in env frames -> (file, agent steps to stop at, number of tasks).
 METAWORLD_BUDGETS = {
     500_000: ("metaworld_500k.yaml", 252_000, 28),
@@ -51,7 +60,7 @@ def test_experiment_validates(name, experiment, monkeypatch):
     if not rlbench.rlbench_installed():  # Validate all but the simulator's presence.
         monkeypatch.setattr(rlbench, "rlbench_installed", lambda: True)
         monkeypatch.setattr(rlbench, "task_names", lambda: list(rlbench.DEFAULT_TASKS))
-    config = MWMConfig().environment(experiment["env"])
+    config = MWMConfig().environment(experiment.get("env"))  # Or in `config`.
     config.update_from_dict(first_of_grids(experiment["config"]))
     config.validate()
 
