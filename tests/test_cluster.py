@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -445,4 +446,5 @@ def test_two_trials_run_on_two_nodes_into_one_storage_path(tmp_path):
         for process, temp_dir in ((worker, worker_dir), (head, head_dir)):
             if process is not None:
                 stop(process, temp_dir)
+            shutil.rmtree(temp_dir, ignore_errors=True)
         print(f"two-node test: {time.time() - start:.0f} s")
