@@ -24,7 +24,10 @@ from rllib_mwm.reporting import ProgressPrinter
 
 #: Where each resource of an RLlib trial's placement-group bundles comes from.
 _BUNDLE_KEYS = {
-    "main": ("num_cpus_for_main_process", "num_gpus_per_learner"),
+    "main process": (
+        "num_cpus_for_main_process (or num_cpus_per_learner)",
+        "num_gpus_per_learner",
+    ),
     "learner": ("num_cpus_per_learner", "num_gpus_per_learner"),
     "env runner": ("num_cpus_per_env_runner", "num_gpus_per_env_runner"),
     "evaluation env runner": (
@@ -33,7 +36,7 @@ _BUNDLE_KEYS = {
     ),
 }
 _CUSTOM_KEYS = {
-    "main": "custom_resources_for_main_process",
+    "main process": "custom_resources_for_main_process",
     "learner": "custom_resources_per_learner",
     "env runner": "custom_resources_per_env_runner",
     "evaluation env runner": "custom_resources_per_env_runner",
@@ -145,10 +148,10 @@ def bundle_roles(config: Mapping[str, Any], count: int) -> list[str]:
     runners = int(config.get("num_env_runners", 0) or 0)
     learners = int(config.get("num_learners", 0) or 0)
     evaluators = count - 1 - runners - learners
-    roles = ["main"] + ["env runner"] * runners
+    roles = ["main process"] + ["env runner"] * runners
     roles += ["evaluation env runner"] * evaluators + ["learner"] * learners
     if evaluators < 0 or len(roles) != count:  # Not RLlib's layout: no names.
-        return ["main"] + ["bundle"] * (count - 1)
+        return ["main process"] + ["bundle"] * (count - 1)
     return roles
 
 

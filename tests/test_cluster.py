@@ -132,13 +132,13 @@ GPU_NODE = {"CPU": 96.0, "GPU": 8.0, "memory": 1e12}
         (  # The learner (num_learners 0: in the main process) wants a GPU.
             {"num_gpus_per_learner": 1},
             nodes({"CPU": 16.0}, {"CPU": 16.0}),
-            r"the main asks for 1 GPU but the largest node has 0; lower "
+            r"the main process asks for 1 GPU but the largest node has 0; lower "
             r"num_gpus_per_learner \(0.25 shares a GPU between 4 trials\)",
         ),
         (
             {"num_gpus_per_learner": 2},
             nodes({"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0}),
-            "the main asks for 2 GPU but the largest node has 1; lower "
+            "the main process asks for 2 GPU but the largest node has 1; lower "
             "num_gpus_per_learner",
         ),
         (
@@ -155,7 +155,7 @@ GPU_NODE = {"CPU": 96.0, "GPU": 8.0, "memory": 1e12}
         (
             {"custom_resources_for_main_process": {"node_a": 1}},
             nodes({"CPU": 8.0}),
-            "the main asks for 1 node_a .* remove 'node_a' from "
+            "the main process asks for 1 node_a .* remove 'node_a' from "
             "custom_resources_for_main_process or start a node with it",
         ),
         (  # Every bundle fits on some node, but not all of them together.
