@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,14 +121,18 @@ def summarize(by_task: dict[str, list[float]], reps: int, seed: int = 0) -> Cell
     mean = float(np.mean([np.mean(values) for values in by_task.values()]))
     k = min(len(values) for values in by_task.values())
     matrix = np.array([values[:k] for values in by_task.values()]).T  # (k, tasks)
-    with warnings.catch_warnings():  # arch's note on RandomState; still supported.
-        warnings.simplefilter("ignore", FutureWarning)
+    # rliable 1.2 resamples with the global `np.random.choice` (its
+    # `random_state` reaches only arch): seed that, then put it back.
+    global_state = np.random.get_state()
+    np.random.seed(seed)
+    try:
         point, interval = library.get_interval_estimates(
             {"x": matrix},
             lambda scores: np.array([metrics.aggregate_iqm(scores)]),
             reps=reps,
-            random_state=np.random.RandomState(seed),
         )
+    finally:
+        np.random.set_state(global_state)
     low, high = interval["x"][:, 0]
     left_out = sum(len(values) - k for values in by_task.values())
     return Cell(len(by_task), mean, float(point["x"][0]), low, high, k, left_out)
@@ -303,8 +306,9 @@ def build_report(experiment_dir: str | Path, reference_path: Path, reps: int) ->
     tasks = {run.task for run in runs if run.task in budgets}
     lines = [
         f"Meta-world success rate (%) by the MWM paper's protocol: {experiment_dir}",
-        f"ours: {len(runs)} runs with evaluations on {len(tasks)} tasks. In each "
-        "row the paper's columns use the tasks where ours counts.",
+        f"ours: {len(runs)} runs with evaluations on {len(tasks)} tasks; in each "
+        "row the paper's",
+        "columns use the tasks where ours counts.",
         "",
         *format_table(columns, cells),
         "",
@@ -312,8 +316,9 @@ def build_report(experiment_dir: str | Path, reference_path: Path, reps: int) ->
         *paper_means(reference),
         "",
         f'"at budget": mean of each run\'s last {LAST_EVALS} evaluations up to its '
-        "task's budget (0.5M-3M frames). IQM: interquartile mean over runs x "
-        f"tasks, 95% stratified-bootstrap CI (rliable, {reps} resamples).",
+        "task's budget (0.5M-3M frames).",
+        "IQM: interquartile mean over runs x tasks, 95% stratified-bootstrap CI "
+        f"(rliable, {reps} resamples).",
         *iqm_notes(cells),
         *coverage(runs, pending, budgets),
     ]

@@ -142,6 +142,8 @@ def test_iqm_and_interval():
     assert cell.mean == pytest.approx(0.425)
     assert cell.iqm == pytest.approx((0.2 + 0.3 + 0.4 + 0.5) / 4)  # Middle half.
     assert 0.0 <= cell.low < cell.iqm < cell.high <= 1.0
+    again = report.summarize(scores, reps=500)
+    assert (again.low, again.high) == (cell.low, cell.high)  # Reproducible.
     constant = report.summarize({"t1": [0.5] * 3, "t2": [0.5] * 3}, reps=100)
     assert constant.low == constant.high == constant.iqm == pytest.approx(0.5)
     uneven = report.summarize({"t1": [0.1, 0.2, 0.3], "t2": [0.4]}, reps=100)
