@@ -101,6 +101,14 @@ def test_budget_stopper_stops_each_trial_at_its_own_limit():
     assert not stopper.stop_all()
 
 
+def test_budget_stopper_survives_the_experiment_state():
+    """`--resume` restores the stopper from Tune's pickled run config."""
+    import pickle
+
+    stopper = pickle.loads(pickle.dumps(cluster.BudgetStopper({"x": {"a": 1}})))
+    assert stopper("t", {"x": 1, "config": {"env": "a"}})
+
+
 def test_progress_eta_uses_the_trials_own_budget(capsys):
     printer = cluster.BudgetProgressPrinter({"agent_steps": {"a": 2000, "b": 8000}})
 
