@@ -375,11 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--video", help="save the agent's frames as a GIF")
     evaluate.add_argument("--explore", action="store_true", help="sample actions")
     evaluate.set_defaults(handler=_evaluate)
-    plot = commands.add_parser("plot", help="learning curves (rllib_mwm plot -h)")
+    plot = commands.add_parser(  # Its own -h: rllib_mwm plot -h.
+        "plot", help="learning curves (rllib_mwm plot -h)", add_help=False
+    )
     plot.add_argument("rest", nargs=argparse.REMAINDER)
     plot.set_defaults(handler=_plot)
     report = commands.add_parser(
-        "report", help="the paper's Meta-world table (rllib_mwm report -h)"
+        "report",
+        help="the paper's Meta-world table (rllib_mwm report -h)",
+        add_help=False,
     )
     report.add_argument("rest", nargs=argparse.REMAINDER)
     report.set_defaults(handler=_report)
@@ -391,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     # Save Tune's experiment state at every step, so that `--resume` after a
     # crash or kill continues from the newest checkpoint, not an older one.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    delegated = {"plot": _plot, "report": _report}  # Own parsers, -h included.
+    if argv and argv[0] in delegated:
+        return delegated[argv[0]](argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -228,3 +228,10 @@ def test_default_reference_is_found_from_the_repository(monkeypatch, tmp_path):
     path = report.find_reference(None)
     assert path.name == RELEASED.name and path.parent.name == "reference"
     assert path.resolve() == RELEASED.resolve()
+
+
+def test_help_through_the_rllib_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["report", "-h"])
+    assert done.value.code == 0
+    assert "usage: rllib_mwm report" in capsys.readouterr().out
