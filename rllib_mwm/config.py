@@ -50,6 +50,7 @@ MWM_DEFAULTS: dict[str, Any] = {
     "dataset": {"batch": 16, "length": 50},
     "mae_dataset": {"batch": 32, "length": 32},
     "precision": "auto",
+    "compile": False,
     "clip_rewards": "identity",
     "eval_state_mean": False,
     # --- MAE (docs/algorithm.md §2) ---

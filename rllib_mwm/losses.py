@@ -129,22 +129,26 @@ def _categorical_entropy(logit: Tensor) -> Tensor:
 
 def imagine(
     rssm: nn.Module, actor: nn.Module, start: State, horizon: int
-) -> tuple[State, Tensor, Tensor]:
+) -> tuple[State, Tensor, Tensor, Tensor]:
     """Rolls the actor out in the prior for `horizon` steps (docs/algorithm.md §4).
 
-    Returns (states (N, H+1, ...), feat (N, H+1, F), actions (N, H+1, A)); the start
-    state's action slot is zeros and `actions[:, t+1]` was taken in state t.
+    Returns (states (N, H+1, ...), feat (N, H+1, F), actions (N, H+1, A), policy
+    (N, H, P)); the start state's action slot is zeros, `actions[:, t+1]` was
+    sampled in state t from `actor.dist(policy[:, t])`. The actor loss reuses
+    `policy` (its entropy, log-probabilities) instead of running the actor again.
     """
     state = {k: v.detach() for k, v in start.items()}
-    states, actions = [state], []
+    states, actions, policy = [state], [], []
     for _ in range(horizon):
-        action = actor(rssm.feat(state).detach()).rsample()
+        policy.append(actor.params(rssm.feat(state).detach()))
+        action = actor.dist(policy[-1]).rsample()
         state = rssm.img_step(state, action)
         states.append(state)
         actions.append(action)
     actions.insert(0, torch.zeros_like(actions[0]))
     stacked = {k: torch.stack([s[k] for s in states], 1) for k in start}
-    return stacked, rssm.feat(stacked), torch.stack(actions, 1)
+    feat = rssm.feat(stacked)
+    return stacked, feat, torch.stack(actions, 1), torch.stack(policy, 1)
 
 
 def lambda_return(
@@ -190,7 +194,7 @@ def discount_weights(discounts: Tensor) -> Tensor:
 
 def actor_loss(
     actor: nn.Module,
-    feat: Tensor,  # (N, H+1, F) imagined features
+    policy: Tensor,  # (N, H, P) actor outputs on states z_0 .. z_{H−1}
     actions: Tensor,  # (N, H+1, A) imagined actions (slot 0 is zeros)
     targets: Tensor,  # (N, H) λ-returns
     baseline: Tensor,  # (N, H+1) slow-critic values (for REINFORCE)
@@ -201,7 +205,7 @@ def actor_loss(
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Dynamics backprop or REINFORCE objective plus entropy bonus
     (docs/algorithm.md §4)."""
-    policy = actor(feat[:, :-2].detach())  # states z_0 .. z_{H−2}
+    policy = actor.dist(policy[:, :-1])  # states z_0 .. z_{H−2}
     if grad == "dynamics":
         objective = targets[:, 1:]
     elif grad == "reinforce":

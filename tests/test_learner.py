@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from helpers import build_learner, random_sequences, tiny_config
@@ -81,12 +82,13 @@ def test_actor_critic_step_leaves_world_model_and_mae_untouched(learner):
 
 def test_actor_gradient_does_not_reach_critic(learner):
     module = learner.mwm_module
-    _, feat, actions = L.imagine(module.rssm, module.actor, module.rssm.initial(3), 5)
+    start = module.rssm.initial(3)
+    _, feat, actions, policy = L.imagine(module.rssm, module.actor, start, 5)
     values = module.critic(feat).mode()  # Even the online critic as baseline.
     targets = L.lambda_return(values[:, :-1], values, torch.full((3, 5), 0.9), 0.95)
     losses, _ = L.actor_loss(
         module.actor,
-        feat,
+        policy,
         actions,
         targets,
         values,
@@ -218,7 +220,7 @@ def test_reward_norm_running_magnitude():
     out = learner._normalize_reward(r)
     # mag = .5·1 + .5·2 = 1.5 → r / 1.5
     torch.testing.assert_close(out, r / (1.5 + 1e-8))
-    assert learner.mwm_state["reward_mag"] == pytest.approx(1.5)
+    assert learner.get_state()["mwm_state"]["reward_mag"] == pytest.approx(1.5)
 
 
 def test_learner_state_round_trip_includes_counters_and_optimizers():
@@ -233,3 +235,28 @@ def test_learner_state_round_trip_includes_counters_and_optimizers():
     assert a.keys() == b.keys() and len(a) > 0
     for k in a:
         torch.testing.assert_close(a[k]["exp_avg"], b[k]["exp_avg"])
+
+
+def test_non_finite_gradients_skip_the_whole_step_on_device():
+    """A NaN reward makes the world-model loss NaN: fused Adam's `found_inf` skips
+    that optimizer's step (weight decay and Adam's step count included), while
+    the actor and critic, whose losses stay finite, still step."""
+    learner = build_learner(tiny_config())
+    module = learner.mwm_module
+    batch = random_sequences(2, 8)
+    batch["rewards"][1, 4] = np.nan
+    nets = {"world_model": module.rssm, "actor": module.actor}
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in nets.items()}
+    metrics = learner.update_world_model(batch)
+    assert metrics["world_model/skipped_step"] == 1.0
+    assert not np.isfinite(metrics["world_model/grad_norm"])
+    assert metrics["actor/skipped_step"] == 0.0
+    for p, old in zip(module.rssm.parameters(), before["world_model"], strict=True):
+        assert torch.equal(p, old)
+    assert any(
+        not torch.equal(p, old)
+        for p, old in zip(module.actor.parameters(), before["actor"], strict=True)
+    )
+    optimizer = learner.get_optimizer(optimizer_name="world_model")
+    steps = {float(s["step"]) for s in optimizer.state.values()}
+    assert steps <= {0.0}, steps  # Adam's step counter was rolled back.

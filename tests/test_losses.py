@@ -132,12 +132,12 @@ def test_mae_loss_uses_all_patches_and_symlog_reward():
 
 
 class _CodedPolicy(nn.Module):
-    """Entropy of the state t equals feat[..., 0] so indices are visible."""
+    """Entropy in state t equals its policy output [..., 0], so indices show."""
 
-    def forward(self, feat):
+    def dist(self, out):
         class Dist:
             def entropy(self_inner):
-                return feat[..., 0]
+                return out[..., 0]
 
         return Dist()
 
@@ -155,7 +155,7 @@ def test_actor_and_critic_loss_index_alignment():
     eta = 0.1
     losses, _ = L.actor_loss(
         _CodedPolicy(),
-        feat,
+        feat[:, :-1],  # Policy outputs in the states z0..z2 that act.
         torch.zeros(1, H + 1, 1),
         targets,
         torch.zeros(1, H + 1),
@@ -174,10 +174,10 @@ def test_actor_and_critic_loss_index_alignment():
 
 def test_actor_loss_reinforce_uses_baseline_and_logged_actions():
     class Policy(nn.Module):
-        def forward(self, feat):
+        def dist(self, out):
             class Dist:
                 def entropy(self_inner):
-                    return torch.zeros(feat.shape[:-1])
+                    return torch.zeros(out.shape[:-1])
 
                 def log_prob(self_inner, action):
                     return action[..., 0]
@@ -190,7 +190,7 @@ def test_actor_loss_reinforce_uses_baseline_and_logged_actions():
     weights = torch.ones(1, 3)
     losses, _ = L.actor_loss(
         Policy(),
-        torch.zeros(1, 4, 1),
+        torch.zeros(1, 3, 1),
         actions,
         targets,
         baseline,

@@ -117,7 +117,15 @@ class ActorHead(nn.Module):
                 nn.init.xavier_uniform_(w[action_dim:])
 
     def forward(self, feat: torch.Tensor) -> TruncNormalST | OneHotST:
-        out = self.mlp(feat).float()  # (..., A) or (..., 2A)
+        return self.dist(self.params(feat))
+
+    def params(self, feat: torch.Tensor) -> torch.Tensor:
+        """The distribution's parameters (..., A) or (..., 2A), float32."""
+        return self.mlp(feat).float()
+
+    def dist(self, out: torch.Tensor) -> TruncNormalST | OneHotST:
+        """The policy given `params(feat)`: stack params over steps, then build one
+        distribution for all of them."""
         if self.discrete:
             return OneHotST(out)
         mean, std = out.chunk(2, dim=-1)
