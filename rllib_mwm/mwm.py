@@ -1,11 +1,14 @@
-"""`MWM`: the RLlib Algorithm running Masked World Models' schedule (MWM_SPEC §6).
+"""`MWM`: the RLlib Algorithm running Masked World Models' schedule
+(docs/algorithm.md §6).
 
 One `training_step` is one of three phases, kept in `self.progress`:
 
     prefill    whole episodes of uniform random actions on the env runners until
                `prefill` agent steps are stored (never mixed with module actions)
-    pretrain   `mae_pretrain` MAE updates, then `pretrain` world-model +
-               actor-critic updates (in chunks, so iterations keep reporting)
+    pretrain   in the released code's order (`pretraining_plan`): 1 MAE + 1
+               world-model update, `mae_pretrain − pretrain` MAE updates, then
+               `pretrain` × (MAE + world-model) updates; in chunks of
+               `PRETRAIN_CHUNK`, so iterations keep reporting
     train      each env runner samples `rollout_fragment_length` steps per env;
                then the updates owed by the schedule: one world-model +
                actor-critic update per `train_every` agent steps and one MAE
@@ -34,10 +37,17 @@ from rllib_mwm.envs.wrappers import EnvSettings
 from rllib_mwm.replay import MWMReplayBuffer
 from rllib_mwm.reporting import TensorBoardVideo, open_loop_grid
 
-#: MAE updates per `training_step` call while pretraining (reporting granularity).
+#: Pretraining steps (one MAE update each) per `training_step` call.
 PRETRAIN_CHUNK = 100
 #: Sequences shown in the open-loop report and context frames before imagination.
 VIDEO_SEQUENCES, VIDEO_CONTEXT = 6, 5
+
+
+def pretraining_plan(mae_pretrain: int, pretrain: int) -> list[bool]:
+    """Whether each pretraining step adds a world-model update to its MAE update:
+    one joint step, `mae_pretrain − pretrain` MAE-only steps, `pretrain` joint
+    steps, as the released code orders them (docs/algorithm.md §6)."""
+    return [True] + [False] * max(0, mae_pretrain - pretrain) + [True] * pretrain
 
 
 class MWM(Algorithm):
@@ -52,6 +62,7 @@ class MWM(Algorithm):
         self.replay_buffer = MWMReplayBuffer(
             capacity=config.replay["capacity"],
             minlen=config.replay["minlen"],
+            maxlen=config.dataset["length"],
             prioritize_ends=config.replay["prioritize_ends"],
             seed=config.seed,
         )
@@ -59,7 +70,7 @@ class MWM(Algorithm):
             "phase": "prefill" if config.prefill > 0 else "pretrain",
             "agent_steps": 0,  # All sampled agent steps, prefill included.
             "train_steps": 0,  # Agent steps sampled by the policy after pretraining.
-            "mae_pretrain_updates": 0,
+            "mae_pretrain_updates": 0,  # = pretraining steps done
             "world_model_updates": 0,  # Scheduled ones (pretraining excluded).
             "mae_updates": 0,
             "last_eval": None,
@@ -97,16 +108,15 @@ class MWM(Algorithm):
         return steps
 
     def _pretrain(self) -> None:
-        cfg, done = self.config, self.progress["mae_pretrain_updates"]
-        chunk = min(PRETRAIN_CHUNK, cfg.mae_pretrain - done)
-        mae = [self._mae_batch() for _ in range(chunk)]
-        world_model = []
-        if done + chunk >= cfg.mae_pretrain:
-            world_model = [self._world_model_batch() for _ in range(cfg.pretrain)]
-        self._update(mae, world_model)
-        self.progress["mae_pretrain_updates"] += chunk
-        if world_model or (cfg.pretrain == 0 and done + chunk >= cfg.mae_pretrain):
-            self.progress["phase"] = "train"
+        """The next `PRETRAIN_CHUNK` steps of `pretraining_plan`."""
+        cfg, p = self.config, self.progress
+        plan = pretraining_plan(cfg.mae_pretrain, cfg.pretrain)
+        done = p["mae_pretrain_updates"]
+        chunk = plan[done : done + PRETRAIN_CHUNK]
+        self._update([(True, world_model) for world_model in chunk])
+        p["mae_pretrain_updates"] += len(chunk)
+        if p["mae_pretrain_updates"] >= len(plan):
+            p["phase"] = "train"
             self._sync_weights()
 
     def _train(self) -> None:
@@ -114,14 +124,14 @@ class MWM(Algorithm):
         cfg, p = self.config, self.progress
         owed_wm = (p["train_steps"] // cfg.train_every) * cfg.train_steps
         owed_mae = (p["train_steps"] // cfg.train_mae_every) * cfg.train_mae_steps
-        world_model = [
-            self._world_model_batch() for _ in range(owed_wm - p["world_model_updates"])
-        ]
-        mae = [self._mae_batch() for _ in range(owed_mae - p["mae_updates"])]
+        mae = owed_mae - p["mae_updates"]
+        world_model = owed_wm - p["world_model_updates"]
         if mae or world_model:
-            self._update(mae, world_model)
-            p["world_model_updates"] += len(world_model)
-            p["mae_updates"] += len(mae)
+            # MAE first, as the reference's per-step order.
+            steps = max(mae, world_model)
+            self._update([(i < mae, i < world_model) for i in range(steps)])
+            p["world_model_updates"] += world_model
+            p["mae_updates"] += mae
             self._sync_weights()
 
     # ---------------------------------------------------------------- sampling
@@ -152,11 +162,27 @@ class MWM(Algorithm):
         return batch
 
     # ----------------------------------------------------------------- updates
-    def _update(self, mae: list, world_model: list) -> None:
+    def _update(self, steps: list[tuple[bool, bool]]) -> None:
+        """Runs each (MAE?, world model?) step in order, sampling every batch right
+        before its update, so that one batch at a time is held; then reports the
+        mean learner metrics over the steps."""
+        for mae, world_model in steps:
+            if mae:
+                self._learn("update_mae", self._mae_batch())
+            if world_model:
+                self._learn("update_world_model", self._world_model_batch())
         results = self.learner_group.foreach_learner(
-            lambda learner: learner.train_on(mae, world_model)
+            lambda learner: learner.metrics.reduce()
         )
         self.metrics.aggregate([r.get() for r in results], key=LEARNER_RESULTS)
+
+    def _learn(self, update: str, batch: dict[str, np.ndarray]) -> None:
+        """`learner.<update>(batch)` on every learner (where the batch travels)."""
+        results = self.learner_group.foreach_learner(
+            lambda learner: getattr(learner, update)(batch)
+        )
+        for result in results:
+            result.get()  # Raises a remote learner's error here.
 
     def _sync_weights(self) -> None:
         self.env_runner_group.sync_weights(

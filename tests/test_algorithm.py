@@ -85,13 +85,14 @@ def test_pretraining_then_updates_follow_the_schedule(algo):
     while algo.progress["phase"] != "train":
         algo.training_step()
     state = learner(algo).mwm_state  # Counted by the learner itself.
-    assert state["mae_updates"] == 10 and state["world_model_updates"] == 1
+    # Reference order: 1 MAE + 1 world model, 10 − 1 MAE, 1 × (MAE + world model).
+    assert state["mae_updates"] == 11 and state["world_model_updates"] == 2
     for _ in range(10):  # 10 agent steps each (1 runner, 1 env, fragment 10)
         algo.training_step()
     assert algo.progress["train_steps"] == 100
     # One world-model + actor-critic and one MAE update per 5 agent steps.
-    assert state["world_model_updates"] == 1 + 20
-    assert state["mae_updates"] == 10 + 20
+    assert state["world_model_updates"] == 2 + 20
+    assert state["mae_updates"] == 11 + 20
     assert state["critic_updates"] == state["world_model_updates"]
 
 
