@@ -1,9 +1,11 @@
 """Speed plumbing: precision resolution, the allocator setting, bf16 and compiled
 updates on the CPU (the code paths a GPU learner uses, exercised where CI runs)."""
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +128,17 @@ def test_compiled_transformers_match_eager():
         results[compiled] = _losses(metrics)
     assert keys[True] == keys[False]
     np.testing.assert_allclose(results[True], results[False], rtol=1e-4)
+
+
+def test_precision_parity_short_form_on_real_metaworld_batches():
+    """`scripts/precision_parity.py` in short: debug widths, a few updates."""
+    spec = importlib.util.spec_from_file_location(
+        "precision_parity", Path(__file__).parents[1] / "scripts/precision_parity.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    result = script.parity(
+        updates=6, widths="debug", batch=2, length=8, episodes=2, time_limit=30
+    )
+    assert result["ok"], result["relative_difference"]
+    assert set(result["final"]["bf16"]) == set(script.LOSSES)
