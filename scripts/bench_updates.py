@@ -35,6 +35,8 @@ import torch  # noqa: E402
 import rllib_mwm  # noqa: E402,F401  (process set-up before torch/ray imports)
 from rllib_mwm import perf  # noqa: E402
 
+#: Dense bf16 peak TFLOP/s by device-name fragment (vendor data sheets), for MFU.
+BF16_PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1}
 SHAPES = {"paper": ((32, 32), (50, 50)), "16x16": ((16, 16), (16, 16))}
 UPDATES = ("mae", "world_model_actor_critic")
 
@@ -64,6 +66,17 @@ def matmul_rates(device: str) -> dict[str, float]:
         "fp32": matmul_gflops(torch.float32, device),
         "bf16": matmul_gflops(torch.bfloat16, device),
     }
+
+
+def peak_tflops(args, measured_bf16_gflops: float) -> tuple[float, str]:
+    if args.peak_tflops:
+        return args.peak_tflops, "--peak-tflops"
+    if args.device == "cuda":
+        name = torch.cuda.get_device_name()
+        for fragment, peak in BF16_PEAK_TFLOPS.items():
+            if fragment in name:
+                return peak, f"data sheet ({name})"
+    return measured_bf16_gflops / 1e3, "measured bf16 matmul"
 
 
 def build_learner(device: str, precision: str, compile_: bool):
@@ -187,6 +200,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="device bf16 peak for MFU (default: data sheet for known GPUs, else "
+        "the measured bf16 matmul rate)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -206,9 +225,11 @@ def main(argv=None) -> int:
     bf16 = (before["bf16"] + after["bf16"]) / 2
     rates = {f"matmul_{k}_gflops_before": v for k, v in before.items()}
     rates.update({f"matmul_{k}_gflops_after": v for k, v in after.items()})
+    peak, peak_source = peak_tflops(args, bf16)
     for row in results:
         row["fraction_of_fp32_matmul"] = row["gflops_per_s"] / fp32
         row["fraction_of_bf16_matmul"] = row["gflops_per_s"] / bf16
+        row["mfu"] = row["gflops_per_s"] / 1e3 / peak
         print(json.dumps({k: v for k, v in row.items() if k != "times_s"}))
     meta = {
         "device": args.device,
@@ -221,6 +242,8 @@ def main(argv=None) -> int:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "allocator": perf.allocator_settings(),
+        "mfu_peak_tflops": peak,
+        "mfu_peak_source": peak_source,
         **rates,
     }
     print(json.dumps(meta))
