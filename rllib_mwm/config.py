@@ -51,6 +51,7 @@ MWM_DEFAULTS: dict[str, Any] = {
     "mae_dataset": {"batch": 32, "length": 32},
     "precision": "auto",
     "compile": False,
+    "max_consecutive_skips": 100,
     "clip_rewards": "identity",
     "eval_state_mean": False,
     # --- MAE (docs/algorithm.md §2) ---
@@ -403,6 +404,7 @@ class MWMConfig(AlgorithmConfig):
                 raise ValueError(f"MWMConfig.{field} {what}.")
 
         need(0.0 <= self.mask_ratio < 1.0, "mask_ratio", "must be in [0, 1)")
+        need(self.max_consecutive_skips >= 1, "max_consecutive_skips", "must be >= 1")
         need(0.0 <= self.wmkl_balance <= 1.0, "wmkl_balance", "must be in [0, 1]")
         need(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
         need(0.0 <= self.lambda_ <= 1.0, "lambda_", "must be in [0, 1]")

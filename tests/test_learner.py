@@ -260,3 +260,42 @@ def test_non_finite_gradients_skip_the_whole_step_on_device():
     optimizer = learner.get_optimizer(optimizer_name="world_model")
     steps = {float(s["step"]) for s in optimizer.state.values()}
     assert steps <= {0.0}, steps  # Adam's step counter was rolled back.
+
+
+def test_an_infinite_loss_skips_the_step_and_is_counted(monkeypatch):
+    learner = build_learner(tiny_config())
+    real_mae_loss = L.mae_loss
+
+    def infinite_mae_loss(*args, **kwargs):
+        losses, metrics = real_mae_loss(*args, **kwargs)
+        return {**losses, "mae_pixel": losses["mae_pixel"] * float("inf")}, metrics
+
+    seqs = random_sequences(2, 4)
+    batch = {"obs": seqs["obs"], "rewards": seqs["rewards"]}
+    learner.update_mae(batch)  # A finite update first (lr 0 at n = 0 anyway).
+    before = _params(learner.mwm_module, ["mae_encoder", "mae_decoder"])
+    monkeypatch.setattr(L, "mae_loss", infinite_mae_loss)
+    metrics = learner.update_mae(batch)
+    assert metrics["mae/skipped_step"] == 1.0
+    assert metrics["mae/skipped_updates"] == 1
+    after = _params(learner.mwm_module, ["mae_encoder", "mae_decoder"])
+    assert not _changed(before, after)
+    monkeypatch.setattr(L, "mae_loss", real_mae_loss)
+    metrics = learner.update_mae(batch)
+    assert metrics["mae/skipped_step"] == 0.0 and metrics["mae/skipped_updates"] == 1
+    assert learner.get_state()["mwm_state"]["skipped_updates"]["mae"] == 1
+
+
+def test_a_nan_weight_stops_the_run_and_is_never_checkpointed():
+    from rllib_mwm.learner import NonFiniteUpdateError
+
+    learner = build_learner(tiny_config(max_consecutive_skips=3))
+    with torch.no_grad():
+        learner.mwm_module.rssm.img_out.weight[0, 0] = float("nan")
+    batch = random_sequences(2, 4)
+    for _ in range(2):
+        assert learner.update_world_model(batch)["world_model/skipped_step"] == 1.0
+    with pytest.raises(NonFiniteUpdateError, match=r"world_model: 3 updates .*kl"):
+        learner.update_world_model(batch)
+    with pytest.raises(NonFiniteUpdateError, match=r"rssm\.img_out\.weight"):
+        learner.get_state()
