@@ -4,8 +4,18 @@ import os
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import rllib_mwm  # noqa: E402,F401  (sets MUJOCO_GL before any simulator import)
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_results_in_the_home_directory(tmp_path_factory):
+    """An Algorithm built outside Tune makes its logdir under Ray's default storage
+    path, `~/ray_results`; tests put it in a temporary directory instead."""
+    from ray.tune.trainable import trainable
+
+    trainable.DEFAULT_STORAGE_PATH = str(tmp_path_factory.mktemp("ray_results"))
