@@ -16,3 +16,24 @@ def test_readme_main_command_points_at_an_existing_module():
     readme = (ROOT / "README.md").read_text()
     assert "rllib train file tuned_examples/mwm/debug.yaml" in readme
     assert (ROOT / "tuned_examples" / "mwm" / "debug.yaml").exists()
+
+
+def test_algorithms_built_in_tests_log_into_a_temporary_directory():
+    """conftest moves Ray's default logdir (`~/ray_results/<date>…`, where an
+    Algorithm built outside Tune writes) into pytest's temporary directory."""
+    import tempfile
+
+    from ray.tune import Trainable
+
+    class Probe(Trainable):
+        def step(self):
+            return {}
+
+    probe = Probe()
+    try:
+        home_results = Path("~/ray_results").expanduser().resolve()
+        logdir = Path(probe.logdir).resolve()
+        assert home_results not in logdir.parents
+        assert Path(tempfile.gettempdir()).resolve() in logdir.parents
+    finally:
+        probe.stop()
