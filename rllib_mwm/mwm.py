@@ -18,8 +18,9 @@ One `training_step` is one of three phases, kept in `self.progress`:
 Counts are agent steps (one policy decision, `action_repeat` env frames); results
 report both `agent_steps` and `env_frames`, and `agent_steps` is what the original
 `--steps` limits. Evaluation runs every `eval_every` agent steps (`MWM.step`), the
-open-loop video every `log_every`. Checkpoints hold the replay buffer and
-`progress`, so a restored run neither prefills nor pretrains again.
+open-loop video every `log_every`, into `report_dir` (the trial directory under
+Tune). Checkpoints hold the replay buffer and `progress`, so a restored run
+neither prefills nor pretrains again.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class MWM(Algorithm):
             "last_video": None,
         }
         self._video = None
+        self.report_dir = self._trial_dir()  # Open-loop reports; may be moved.
         env = config.env if isinstance(config.env, str) else None
         ours = env in task_names()
         self.action_repeat = (
@@ -203,6 +205,28 @@ class MWM(Algorithm):
         if steps:
             log("agent_steps_per_s", steps / max(seconds, 1e-9), reduce="mean")
 
+    def _trial_dir(self) -> str:
+        """Where the open-loop reports go: under Tune the trial directory
+        (`<storage>/<experiment>/<trial>`, beside Tune's `result.json` and event
+        file, where `tensorboard --logdir` looks), else `self.logdir`.
+
+        Under Tune `self.logdir` is the trial's working directory in Ray's
+        session temp dir, which is neither shown nor kept. A class trainable has
+        no `ray.tune.get_context()` session, so the path comes from its storage
+        context. Remote storage (s3://, gs://) cannot be written as a local
+        path: the reports stay in the working directory, which Tune uploads to
+        the trial directory with `SyncConfig(sync_artifacts=True)` (`rllib
+        train` sets it for such storage).
+        """
+        import pyarrow.fs
+
+        storage = getattr(self, "_storage", None)
+        if storage is not None and isinstance(
+            storage.storage_filesystem, pyarrow.fs.LocalFileSystem
+        ):
+            return storage.trial_fs_path
+        return self.logdir
+
     def _maybe_report_video(self) -> None:
         p, every = self.progress, self.config.log_every
         if p["last_video"] is not None and p["agent_steps"] - p["last_video"] < every:
@@ -218,7 +242,7 @@ class MWM(Algorithm):
         truth, recon, pred, mse = next(iter(results)).get()
         self.metrics.log_value(("open_loop", "prediction_mse"), mse, window=1)
         if self._video is None:
-            self._video = TensorBoardVideo(self.logdir)
+            self._video = TensorBoardVideo(self.report_dir)
         self._video.write(
             "open_loop/truth_reconstruction_prediction",
             open_loop_grid(truth, recon, pred),
@@ -270,4 +294,5 @@ class MWM(Algorithm):
     def cleanup(self) -> None:
         if self._video is not None:
             self._video.close()
+            self._video = None
         super().cleanup()

@@ -3,11 +3,13 @@
 - `log_episode_success`: an env-runner callback logging `success_rate` (an episode
   succeeds if any of its steps reported `info["success"]`) through RLlib's
   MetricsLogger, so it appears next to `episode_return_mean` under
-  `env_runners/` and `evaluation/env_runners/`.
+  `env_runners/` and `evaluation/env_runners/`. Only envs with a success signal
+  (Meta-world, RLBench) report it; for the others (DMC) it stays out of the
+  results instead of reading 0.
 - `open_loop_grid` / `TensorBoardVideo`: the open-loop prediction report (truth /
   MAE reconstruction / model prediction for a few sequences) written as an
-  animated image to TensorBoard, without going through the result dict (a video
-  there would be serialized into every `result.json` line).
+  animated image to TensorBoard and as a GIF, without going through the result
+  dict (a video there would be serialized into every `result.json` line).
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ def log_episode_success(
     *, episode, env_runner, metrics_logger, prev_episode_chunks=(), **_
 ):
     """`on_episode_end` callback: logs 1.0/0.0 under `success_rate`, averaged
-    over the same window as RLlib's `episode_return_mean`."""
+    over the same window as RLlib's `episode_return_mean`; nothing for an env
+    that never reports `info["success"]`."""
     success = episode_success([*prev_episode_chunks, episode])
+    if success is None:
+        return
     metrics_logger.log_value(
         "success_rate",
-        float(bool(success)),
+        float(success),
         reduce="mean",
         window=env_runner.config.metrics_num_episodes_for_smoothing,
     )
@@ -69,14 +74,16 @@ def gif_bytes(frames: np.ndarray, fps: int = 10) -> bytes:
 
 
 class TensorBoardVideo:
-    """Writes animated images into a TensorBoard event file in `logdir`."""
+    """Writes animated images into a TensorBoard event file in `logdir`, and
+    each one as a GIF beside it."""
 
     def __init__(self, logdir: str):
         self.logdir = logdir
         self._writer = None
 
     def write(self, tag: str, frames: np.ndarray, step: int) -> str:
-        """frames (T, H, W, 3) uint8. Also saves `<logdir>/<tag>_<step>.gif`."""
+        """frames (T, H, W, 3) uint8 at TensorBoard step `step`. Also saves
+        `<logdir>/<tag's folder>/<step, 9 digits>.gif` and returns its path."""
         from tensorboard.compat.proto.summary_pb2 import Summary
         from torch.utils.tensorboard import SummaryWriter
 
@@ -90,7 +97,9 @@ class TensorBoardVideo:
         summary = Summary(value=[Summary.Value(tag=tag, image=image)])
         self._writer._get_file_writer().add_summary(summary, step)
         self._writer.flush()
-        path = os.path.join(self.logdir, f"{tag.replace('/', '_')}_{step}.gif")
+        folder = os.path.join(self.logdir, os.path.dirname(tag))
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{step:09d}.gif")
         with open(path, "wb") as f:
             f.write(encoded)
         return path

@@ -7,6 +7,8 @@ checks one promise of the schedule, replay, evaluation or checkpoints.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import ray
@@ -15,8 +17,10 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 
 import rllib_mwm
 from rllib_mwm import MWM, MWMConfig
+from rllib_mwm.reporting import progress_line
 
 TIME_LIMIT = 50  # agent steps per episode in the debug preset
+OPEN_LOOP_TAG = "open_loop/truth_reconstruction_prediction"
 
 
 def debug_config(env: str = "metaworld_reach", **training) -> MWMConfig:
@@ -40,10 +44,39 @@ def ray_session():
 
 
 @pytest.fixture(scope="module")
-def algo(ray_session):
+def algo(ray_session, tmp_path_factory):
     algo = debug_config(prefill=100, mae_pretrain=10, pretrain=1).build_algo()
+    algo.report_dir = str(tmp_path_factory.mktemp("reports"))  # Not ~/ray_results.
     yield algo
     algo.stop()
+
+
+def open_loop_images(directory) -> list:
+    """The open-loop image summaries in the event files of `directory`."""
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    images = []
+    for path in sorted(Path(directory).glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(path), size_guidance={"images": 0})
+        events.Reload()
+        if OPEN_LOOP_TAG in events.Tags()["images"]:
+            images += events.Images(OPEN_LOOP_TAG)
+    return images
+
+
+def assert_open_loop_report(directory) -> None:
+    """An image summary and a GIF per report: 6 sequences of truth /
+    reconstruction / prediction over time."""
+    from PIL import Image
+
+    images = open_loop_images(directory)
+    gifs = sorted(Path(directory).glob("open_loop/*.gif"))
+    assert images and len(gifs) == len(images), (images, gifs)
+    assert {(i.height, i.width) for i in images} == {(3 * 64, 6 * 64)}
+    gif = Image.open(gifs[0])
+    assert gif.size == (6 * 64, 3 * 64) and gif.n_frames > 1
 
 
 def learner(algo):
@@ -128,22 +161,16 @@ def test_results_report_steps_frames_losses_and_evaluation(algo):
 
 
 def test_open_loop_video_is_written_to_tensorboard(algo):
-    import glob
-    import os
-
-    gifs = glob.glob(os.path.join(algo.logdir, "open_loop_*.gif"))
-    events = glob.glob(os.path.join(algo.logdir, "events.out.tfevents.*"))
-    assert gifs and events
-    from PIL import Image
-
-    image = Image.open(gifs[0])
-    assert image.size == (6 * 64, 3 * 64) and image.n_frames > 1
+    assert_open_loop_report(algo.report_dir)
+    steps = [image.step for image in open_loop_images(algo.report_dir)]
+    assert steps[-1] == algo.progress["last_video"] * algo.action_repeat  # frames
 
 
 def test_checkpoint_restores_replay_counters_weights_and_optimizers(algo, tmp_path):
     path = algo.save_to_path(tmp_path / "checkpoint")
     saved = learner(algo).get_state()
     restored = MWM.from_checkpoint(path)
+    restored.report_dir = str(tmp_path / "reports")
     try:
         state = learner(restored).get_state()
         module = DEFAULT_MODULE_ID
@@ -169,9 +196,10 @@ def test_checkpoint_restores_replay_counters_weights_and_optimizers(algo, tmp_pa
         restored.stop()
 
 
-def test_dmc_trains_with_two_env_runners(ray_session):
+def test_dmc_trains_with_two_env_runners(ray_session, tmp_path):
     config = debug_config("dmc_cartpole_balance", prefill=50, mae_pretrain=5)
     algo = config.env_runners(num_env_runners=2).build_algo()
+    algo.report_dir = str(tmp_path)
     try:
         for _ in range(2):
             result = algo.train()
@@ -183,6 +211,10 @@ def test_dmc_trains_with_two_env_runners(ray_session):
         result = algo.train()
         assert np.isfinite(result["learners"][DEFAULT_MODULE_ID]["world_model/kl"])
         assert learner(algo).mwm_state["world_model_updates"] >= 2
+        # DMC has no success signal: no success rate rather than a made-up 0.
+        assert "episode_return_mean" in result["env_runners"]  # episodes ended
+        assert "success_rate" not in result["env_runners"]
+        assert "success" not in progress_line(result)
     finally:
         algo.stop()
 
@@ -206,3 +238,7 @@ def test_tune_runs_a_grid_on_the_debug_preset(ray_session, tmp_path):
     ratios = sorted(r.config["mask_ratio"] for r in results)
     assert ratios == [0.5, 0.75]
     assert all(r.metrics["agent_steps"] >= 50 for r in results)
+    for result in results:  # In the trial directory, beside Tune's own files.
+        assert Path(result.path).parent.parent == tmp_path
+        assert (Path(result.path) / "result.json").exists()
+        assert_open_loop_report(result.path)

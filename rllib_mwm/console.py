@@ -1,0 +1,187 @@
+"""What `rllib train` prints besides the progress lines (`reporting.ProgressPrinter`).
+
+- `quiet_console` / `ray_init_kwargs`: by default Ray's and RLlib's info and
+  warning lines are hidden. The driver's `ray`, `ray.rllib`, `ray.tune` and
+  `ray.train` loggers are set to ERROR, Python's deprecation warnings are
+  ignored and Tune prints no header; the workers' output (the trial actors'
+  "Checkpoint successfully created", RLlib's deprecation warnings, the core
+  workers' lines) stays in Ray's session logs (`ray.init(log_to_driver=False)`).
+  Errors still show: a failed trial is logged by Tune on the driver at ERROR,
+  and the summary names it. `--verbose` keeps everything.
+- `summary_lines`: the end of a run: per trial the best and last evaluation
+  (return, and success where the env reports it) and the newest checkpoint,
+  then the wall time and the commands for TensorBoard, `rllib evaluate` and
+  `--resume`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shlex
+import sys
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+#: Result columns (Tune's `metrics_dataframe`, nested keys joined with "/").
+EVAL_RETURN = "evaluation/env_runners/episode_return_mean"
+EVAL_SUCCESS = "evaluation/env_runners/success_rate"
+EVAL_STEPS = "evaluation/agent_steps"  # MWM marks its evaluation results with it.
+#: Trials listed by name in the summary (the best ones); the rest are counted.
+SUMMARY_TRIALS = 10
+QUIET_LOGGERS = ("ray", "ray.rllib", "ray.tune", "ray.train")
+
+
+# ------------------------------------------------------------------- logging
+def quiet_console() -> None:
+    """Hides Ray's and RLlib's info and warning lines in this process. Tune's
+    new output engine prints its experiment header at any verbosity; its
+    legacy one (`RAY_AIR_NEW_OUTPUT=0`) prints nothing at `verbose=0`."""
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+
+
+def ray_init_kwargs(verbose: bool) -> dict[str, Any]:
+    """`ray.init` keywords: quiet keeps the workers' output in Ray's log files."""
+    return {} if verbose else {"log_to_driver": False, "logging_level": logging.ERROR}
+
+
+# ------------------------------------------------------------------- summary
+def evaluations(frame) -> list[dict[str, float]]:
+    """The evaluations in one trial's results (`Result.metrics_dataframe`), in
+    order: `return`, `steps` (agent steps; the iteration for algorithms that do
+    not report them, with `unit` "iteration") and `success` where reported."""
+    if frame is None or EVAL_RETURN not in frame:
+        return []
+    rows = frame[frame[EVAL_RETURN].notna()]
+    steps, unit = "training_iteration", "iteration"
+    if EVAL_STEPS in rows:
+        rows, steps, unit = rows[rows[EVAL_STEPS].notna()], EVAL_STEPS, "agent steps"
+    found = []
+    for _, row in rows.iterrows():
+        entry = {"return": float(row[EVAL_RETURN]), "unit": unit}
+        entry["steps"] = int(row[steps]) if steps in row else 0
+        success = row.get(EVAL_SUCCESS)
+        if success is not None and not math.isnan(success):
+            entry["success"] = float(success)
+        found.append(entry)
+    return found
+
+
+def best_evaluation(evals: list[dict]) -> dict | None:
+    """The highest success rate, ties (and envs without success) by return."""
+    return max(
+        evals, key=lambda e: (e.get("success", -math.inf), e["return"]), default=None
+    )
+
+
+def describe(evaluation: dict) -> str:
+    text = f"return {evaluation['return']:.1f}"
+    if "success" in evaluation:
+        text += f", success {evaluation['success']:.2f}"
+    if evaluation["unit"] == "iteration":
+        return f"{text} at iteration {evaluation['steps']}"
+    return f"{text} at {evaluation['steps']} agent steps"
+
+
+def summary_lines(
+    name: str,
+    results: Iterable,
+    seconds: float,
+    experiment_path: str,
+    command: list[str] | None = None,
+) -> list[str]:
+    """The end of a run of experiment `name` from Tune's results (`Result`s);
+    `command` is the argv after the program name, for the resume command."""
+    trials = [_trial(result) for result in results]
+    errors = sum(trial["error"] is not None for trial in trials)
+    lines = [
+        f"{name}: {len(trials)} trial(s), {errors} failed, wall time "
+        f"{_duration(seconds)}; results in {experiment_path}"
+    ]
+    order = sorted(trials, key=_rank, reverse=True)
+    for trial in order[:SUMMARY_TRIALS]:
+        lines += [f"  [{trial['id']}] {line}" for line in _trial_lines(trial)]
+    if len(order) > SUMMARY_TRIALS:
+        lines.append(f"  ... and {len(order) - SUMMARY_TRIALS} more trials")
+    tensorboard = [executable("tensorboard"), "--logdir", experiment_path]
+    lines.append(f"  TensorBoard: {shlex.join(tensorboard)}")
+    checkpoint = next((t["checkpoint"] for t in order if t["checkpoint"]), None)
+    if checkpoint:
+        evaluate = [executable("rllib"), "evaluate", checkpoint, "--episodes", "10"]
+        lines.append(f"  evaluate:    {shlex.join(evaluate)}")
+    if command is None:
+        lines.append("  resume:      the same command with --resume")
+    else:
+        again = [*command, *([] if "--resume" in command else ["--resume"])]
+        lines.append(f"  resume:      {shlex.join([executable('rllib'), *again])}")
+    return lines
+
+
+def _trial(result) -> dict[str, Any]:
+    evals = evaluations(result.metrics_dataframe)
+    checkpoint = result.checkpoint
+    if checkpoint is not None:
+        checkpoint = _location(checkpoint.path, checkpoint.filesystem)
+    return {
+        "id": (result.metrics or {}).get("trial_id") or os.path.basename(result.path),
+        "path": _location(result.path, result.filesystem),
+        "best": best_evaluation(evals),
+        "last": evals[-1] if evals else None,
+        "checkpoint": checkpoint,
+        "error": result.error,
+    }
+
+
+def _trial_lines(trial: dict) -> list[str]:
+    lines = []
+    if trial["error"] is not None:
+        message = [line for line in str(trial["error"]).splitlines() if line.strip()]
+        lines.append(f"failed: {message[-1] if message else type(trial['error'])}")
+        lines.append(f"error log: {trial['path']}/error.txt")
+    if trial["best"] is None:
+        lines.append("no evaluation")
+    else:
+        lines.append(f"best eval: {describe(trial['best'])}")
+        lines.append(f"last eval: {describe(trial['last'])}")
+    if trial["checkpoint"]:
+        lines.append(f"checkpoint: {trial['checkpoint']}")
+    return lines
+
+
+def _rank(trial: dict) -> tuple:
+    best = trial["best"]
+    if best is None:
+        return (False, -math.inf, -math.inf)
+    return (True, best.get("success", -math.inf), best["return"])
+
+
+def _location(path: str, filesystem) -> str:
+    """A local path as is; a path on remote storage as a URI (s3://...)."""
+    kind = getattr(filesystem, "type_name", "local")
+    return path if kind == "local" else f"{kind}://{path}"
+
+
+def executable(name: str) -> str:
+    """How to call the script `name` installed beside this Python (e.g.
+    `.venv/bin/rllib`), relative to the working directory when below it."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    if not os.path.exists(path):
+        return name
+    relative = os.path.relpath(path)
+    if relative.startswith(os.pardir):
+        return path
+    return relative if os.sep in relative else os.path.join(os.curdir, relative)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
