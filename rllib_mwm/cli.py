@@ -3,10 +3,10 @@
 Ray 2.41 removed RLlib's command line; this restores its classic form for any
 algorithm registered with Tune (MWM, PPO, ...):
 
-    rllib train file tuned_examples/mwm/debug.yaml [--resume]
+    rllib train file tuned_examples/mwm/debug.yaml [--resume] [--verbose]
     rllib train --algo MWM --env metaworld_reach --config '{"presets": ["debug"]}' \
         --stop '{"agent_steps": 2000}'
-    rllib evaluate <checkpoint> [--episodes 10] [--video out.gif]
+    rllib evaluate <checkpoint> [--episodes 10] [--video out.gif] [--verbose]
     rllib_mwm plot <result dirs...> [--out curves.png] [--reference scores.json]
     rllib_mwm report <experiment dir> [--reference scores.json]
 
@@ -19,7 +19,9 @@ last checkpoint). Search spaces (`grid_search`, `choice`, `uniform`,
 `loguniform`, `randint`) work anywhere in `config`. A stop limit may map env
 names to limits, so that a grid over tasks stops each at its own budget
 (`rllib_mwm.cluster`). Before Tune starts, a trial that asks for more CPUs or
-GPUs than any node has is an error.
+GPUs than any node has is an error. A run prints one line per iteration and a
+summary at the end; Ray's and RLlib's own lines only with `--verbose`
+(`rllib_mwm.console`).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import rllib_mwm  # noqa: F401  (process set-up and registration before ray.rllib)
+from rllib_mwm.errors import CLIError
 
 EXPERIMENT_KEYS = {
     "run",
@@ -56,10 +60,6 @@ STOP_KEYS = {
     "timesteps_total": "num_env_steps_sampled_lifetime",
 }
 SAMPLERS = ("choice", "uniform", "loguniform", "randint", "quniform")
-
-
-class CLIError(Exception):
-    """A user mistake, reported as one line without a traceback."""
 
 
 @dataclass
@@ -237,21 +237,42 @@ def first_sample(space: Any) -> Any:
     return space
 
 
-def run_experiments(experiments: list[Experiment], resume: bool = False) -> int:
-    """Runs each experiment with Tune; `resume` continues an interrupted one."""
+def run_experiments(
+    experiments: list[Experiment],
+    resume: bool = False,
+    verbose: bool = False,
+    command: list[str] | None = None,
+) -> int:
+    """Runs each experiment with Tune; `resume` continues an interrupted one.
+    Prints one line per iteration and a summary per experiment; Ray's and
+    RLlib's info and warning lines only if `verbose` (`rllib_mwm.console`).
+    `command` (argv without the program) is repeated in the resume hint."""
+    from rllib_mwm import console
+
+    if not verbose:
+        console.quiet_console()
     for experiment in experiments:
         check_experiment(experiment)
     import ray
 
-    if not ray.is_initialized():
-        rllib_mwm.init_ray(include_dashboard=False)  # Joins RAY_ADDRESS if set.
+    if not ray.is_initialized():  # Joins RAY_ADDRESS if set.
+        rllib_mwm.init_ray(include_dashboard=False, **console.ray_init_kwargs(verbose))
     for experiment in experiments:
         check_cluster_resources(experiment)
-    errors = sum(_fit(experiment, resume).num_errors for experiment in experiments)
+    errors = 0
+    for experiment in experiments:
+        start = time.monotonic()
+        results, path = _fit(experiment, resume)
+        errors += results.num_errors
+        lines = console.summary_lines(
+            experiment.name, results, time.monotonic() - start, path, command
+        )
+        print("\n".join(lines), flush=True)
     return int(errors > 0)
 
 
 def _fit(experiment: Experiment, resume: bool):
+    """Runs one experiment; returns Tune's results and the experiment path."""
     from ray import tune
 
     from rllib_mwm.cluster import (
@@ -290,14 +311,15 @@ def _fit(experiment: Experiment, resume: bool):
                 storage_path=storage,
                 stop=stop,
                 checkpoint_config=tune.CheckpointConfig(**experiment.checkpoint),
+                # Remote storage: upload what trials write to their working dir
+                # (MWM's open-loop reports, `MWM._trial_dir`).
+                sync_config=tune.SyncConfig(sync_artifacts="://" in storage),
                 failure_config=tune.FailureConfig(max_failures=experiment.max_failures),
                 callbacks=[BudgetProgressPrinter(experiment.stop)],
                 verbose=0,
             ),
         )
-    results = tuner.fit()
-    print(f"results: {path}", flush=True)
-    return results
+    return tuner.fit(), path
 
 
 # ------------------------------------------------------------------ commands
@@ -327,14 +349,20 @@ def _train(args) -> int:
             experiment.checkpoint["checkpoint_at_end"] = True
         if args.num_samples is not None:
             experiment.num_samples = args.num_samples
-    return run_experiments(experiments, resume=args.resume)
+    return run_experiments(
+        experiments, resume=args.resume, verbose=args.verbose, command=args.argv
+    )
 
 
 def _evaluate(args) -> int:
     from rllib_mwm.evaluate import evaluate_checkpoint
 
     return evaluate_checkpoint(
-        args.checkpoint, episodes=args.episodes, video=args.video, explore=args.explore
+        args.checkpoint,
+        episodes=args.episodes,
+        video=args.video,
+        explore=args.explore,
+        verbose=args.verbose,
     )
 
 
@@ -368,12 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-at-end", action="store_true")
     train.add_argument("--num-samples", type=int)
     train.add_argument("--resume", action="store_true", help="continue a stopped run")
+    train.add_argument(
+        "--verbose", action="store_true", help="show Ray's and RLlib's log lines"
+    )
     train.set_defaults(handler=_train)
     evaluate = commands.add_parser("evaluate", help="roll out a checkpoint")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--episodes", type=int, default=10)
-    evaluate.add_argument("--video", help="save the agent's frames as a GIF")
+    evaluate.add_argument(
+        "--video", help="GIF of the agent's frames (default: <checkpoint>_eval.gif)"
+    )
     evaluate.add_argument("--explore", action="store_true", help="sample actions")
+    evaluate.add_argument("--verbose", action="store_true", help="show RLlib's logs")
     evaluate.set_defaults(handler=_evaluate)
     plot = commands.add_parser(  # Its own -h: rllib_mwm plot -h.
         "plot", help="learning curves (rllib_mwm plot -h)", add_help=False
@@ -400,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in delegated:
         return delegated[argv[0]](argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.handler(args)
     except CLIError as error:

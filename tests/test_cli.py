@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageSequence
 from ray.tune.search.sample import Domain
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rllib_mwm import MWMConfig
 from rllib_mwm.cli import CLIError, experiment_from_dict, load_experiments, main
@@ -214,19 +216,62 @@ def test_debug_tuned_example_runs_checkpoints_and_resumes(tmp_path):
     result = json.loads((trial / "result.json").read_text().splitlines()[-1])
     assert result["training_iteration"] == 5
     assert result["phase"] == "train" and result["agent_steps"] > 100
+    # The tuned example keeps its last 2 checkpoints (each holds the replay).
+    checkpoints = sorted(trial.glob("checkpoint_*"))
+    assert len(checkpoints) == 2, checkpoints
+    assert_quiet_with_summary(out, checkpoints[-1], resumed)
+    # The open-loop report is in the trial directory, for `tensorboard --logdir`.
+    assert open_loop_images(trial) and list(trial.glob("open_loop/*.gif"))
 
-    checkpoint = sorted(trial.glob("checkpoint_*"))[-1]
-    video = tmp_path / "eval.gif"
-    evaluate = rllib(
-        "evaluate", str(checkpoint), "--episodes", "2", "--video", str(video)
-    )
+    evaluate = rllib("evaluate", str(checkpoints[-1]), "--episodes", "2")
     out, _ = evaluate.communicate(timeout=300)
     assert evaluate.returncode == 0, out
-    assert "2 episodes of metaworld_reach" in out and "success rate 0." in out
-    assert video.stat().st_size > 0
+    assert re.search(r"2 episodes of metaworld_reach: return -?\d", out), out
+    assert re.search(r"success rate (0|1)\.\d\d", out), out
+    gif = Image.open(trial / f"{checkpoints[-1].name}_eval.gif")  # the default
+    assert gif.size == (64, 64) and gif.n_frames > 1
+    # Every observation of the 2 episodes of 50 steps, at 20 frames per second
+    # (a frame equal to the one before is merged into it, durations summed).
+    duration = sum(frame.info["duration"] for frame in ImageSequence.Iterator(gif))
+    assert duration == 2 * (50 + 1) * 1000 // 20
 
 
-def test_any_registered_algorithm_trains(tmp_path):
+def open_loop_images(directory: Path) -> list:
+    """Open-loop image summaries in the event files of `directory`."""
+    images = []
+    for path in directory.glob("events.out.tfevents.*"):
+        events = EventAccumulator(str(path), size_guidance={"images": 0})
+        events.Reload()
+        tag = "open_loop/truth_reconstruction_prediction"
+        images += events.Images(tag) if tag in events.Tags()["images"] else []
+    return images
+
+
+def assert_quiet_with_summary(out: str, checkpoint: Path, iterations: list) -> None:
+    """One progress line per iteration; no Ray or RLlib info/warning lines; a
+    summary with the evaluations, checkpoint and commands at the end."""
+    trial = checkpoint.parent
+    lines = [line for line in out.splitlines() if line.strip()]
+    progress = [line for line in lines if re.search(r"\] iter +\d+ \|", line)]
+    assert iterations == list(range(iterations[0], iterations[-1] + 1))
+    for noise in ("Checkpoint successfully created", "DeprecationWarning", "INFO"):
+        assert noise not in out, out
+    summary = lines[lines.index(progress[-1]) + 1 :]
+    text = "\n".join(summary)
+    assert summary[0].startswith("mwm-debug: 1 trial(s), 0 failed, wall time "), text
+    assert re.search(r"best eval: return -?[\d.]+, success [01]\.\d\d at", text)
+    assert re.search(r"last eval: return -?[\d.]+, success [01]\.\d\d at", text)
+    assert f"checkpoint: {checkpoint}" in text
+    assert f"--logdir {trial.parent}" in text
+    evaluate = rf"evaluate: +\S*rllib evaluate {re.escape(str(checkpoint))} "
+    assert re.search(evaluate, text), text
+    assert re.search(r"resume: +\S*rllib train file \S+debug.yaml .*--resume", text)
+    # Nothing else: "resuming ...", the progress lines, the (indented) summary.
+    assert len(lines) == 1 + len(progress) + len(summary), out
+    assert all(line.startswith("  ") for line in summary[1:]), text
+
+
+def test_any_registered_algorithm_trains_verbosely(tmp_path):
     run = rllib(
         "train",
         "--algo",
@@ -239,8 +284,37 @@ def test_any_registered_algorithm_trains(tmp_path):
         '{"training_iteration": 1}',
         "--storage-path",
         str(tmp_path),
+        "--checkpoint-at-end",
+        "--verbose",
     )
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 0, out
     (trial,) = [p for p in (tmp_path / "PPO_CartPole-v1").iterdir() if p.is_dir()]
     assert iterations(trial) == [1]
+    # --verbose shows Ray's and RLlib's own lines (hidden by default).
+    assert "Checkpoint successfully created" in out, out
+    assert "no evaluation" in out and f"checkpoint: {trial}" in out
+
+
+def test_a_failed_trial_shows_in_the_quiet_console(tmp_path):
+    run = rllib(
+        "train",
+        "--algo",
+        "PPO",
+        "--env",
+        "NoSuchEnv-v0",
+        "--config",
+        '{"num_env_runners": 0}',
+        "--stop",
+        '{"training_iteration": 1}',
+        "--storage-path",
+        str(tmp_path),
+    )
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 1, out
+    assert "NoSuchEnv-v0" in out  # Tune's error line, with the cause.
+    lines = out.splitlines()
+    (summary,) = [line for line in lines if line.startswith("PPO_NoSuchEnv-v0: ")]
+    assert "1 trial(s), 1 failed" in summary
+    assert any(re.search(r"\] failed: .+", line) for line in lines), out
+    assert any(line.endswith("error.txt") for line in lines), out
