@@ -120,7 +120,3 @@ def tune_allocator() -> str:
         )
     )
     return "glibc, no mmap/trim" if ok else "glibc default (mallopt refused)"
-
-
-def allocator_settings() -> str:
-    return tune_allocator()

@@ -251,7 +251,7 @@ def main(argv=None) -> int:
         "cores": os.cpu_count(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "allocator": perf.allocator_settings(),
+        "allocator": perf.tune_allocator(),
         "mfu_peak_tflops": peak,
         "mfu_peak_source": peak_source,
         **rates,

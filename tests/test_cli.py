@@ -271,21 +271,27 @@ def assert_quiet_with_summary(out: str, checkpoint: Path, iterations: list) -> N
     assert all(line.startswith("  ") for line in summary[1:]), text
 
 
-def test_any_registered_algorithm_trains_verbosely(tmp_path):
-    run = rllib(
+def train_ppo_one_iteration(env: str, storage, *flags: str):
+    """`rllib train --algo PPO` for one iteration on `env` into `storage`."""
+    return rllib(
         "train",
         "--algo",
         "PPO",
         "--env",
-        "CartPole-v1",
+        env,
         "--config",
         '{"num_env_runners": 0}',
         "--stop",
         '{"training_iteration": 1}',
         "--storage-path",
-        str(tmp_path),
-        "--checkpoint-at-end",
-        "--verbose",
+        str(storage),
+        *flags,
+    )
+
+
+def test_any_registered_algorithm_trains_verbosely(tmp_path):
+    run = train_ppo_one_iteration(
+        "CartPole-v1", tmp_path, "--checkpoint-at-end", "--verbose"
     )
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 0, out
@@ -297,19 +303,7 @@ def test_any_registered_algorithm_trains_verbosely(tmp_path):
 
 
 def test_a_failed_trial_shows_in_the_quiet_console(tmp_path):
-    run = rllib(
-        "train",
-        "--algo",
-        "PPO",
-        "--env",
-        "NoSuchEnv-v0",
-        "--config",
-        '{"num_env_runners": 0}',
-        "--stop",
-        '{"training_iteration": 1}',
-        "--storage-path",
-        str(tmp_path),
-    )
+    run = train_ppo_one_iteration("NoSuchEnv-v0", tmp_path)
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 1, out
     assert "NoSuchEnv-v0" in out  # Tune's error line, with the cause.
