@@ -5,7 +5,9 @@
   MetricsLogger, so it appears next to `episode_return_mean` under
   `env_runners/` and `evaluation/env_runners/`. Only envs with a success signal
   (Meta-world, RLBench) report it; for the others (DMC) it stays out of the
-  results instead of reading 0.
+  results instead of reading 0. It also sums, over the run, the episodes that a
+  simulator error ended (`info["env_error"]`, `rllib_mwm.envs.wrappers`) under
+  `env_errors`.
 - `open_loop_grid` / `TensorBoardVideo`: the open-loop prediction report (truth /
   MAE reconstruction / model prediction for a few sequences) written as an
   animated image to TensorBoard and as a GIF, without going through the result
@@ -33,13 +35,28 @@ def episode_success(chunks) -> bool | None:
     return any(flags) if flags else None
 
 
+def episode_env_errors(chunks) -> int:
+    """How many steps of the episode's chunks report `info["env_error"]`."""
+    return sum(
+        1
+        for chunk in chunks
+        for info in chunk.get_infos()
+        if isinstance(info, dict) and "env_error" in info
+    )
+
+
 def log_episode_success(
     *, episode, env_runner, metrics_logger, prev_episode_chunks=(), **_
 ):
     """`on_episode_end` callback: logs 1.0/0.0 under `success_rate`, averaged
-    over the same window as RLlib's `episode_return_mean`; nothing for an env
-    that never reports `info["success"]`."""
-    success = episode_success([*prev_episode_chunks, episode])
+    over the same window as RLlib's `episode_return_mean` (nothing for an env
+    that never reports `info["success"]`), and adds the episode's simulator
+    errors to `env_errors`, a sum over the run."""
+    chunks = [*prev_episode_chunks, episode]
+    metrics_logger.log_value(
+        "env_errors", episode_env_errors(chunks), reduce="lifetime_sum"
+    )
+    success = episode_success(chunks)
     if success is None:
         return
     metrics_logger.log_value(

@@ -78,15 +78,15 @@ def test_success_terminates_and_stops_repeating():
         env.step(np.zeros(8))
 
 
-def test_ik_error_ends_episode_with_zero_reward_and_previous_frame():
+def test_ik_error_truncates_episode_with_zero_reward_and_previous_frame():
     backend = ScriptedBackend(fail_at=4)
     env = _env(backend, action_repeat=2)
     env.reset()
     previous = env.step(np.zeros(8))[0]  # sub-steps 1, 2
     image, reward, terminated, truncated, info = env.step(np.zeros(8))
     assert backend.substeps == 4
-    assert reward == 0.0 and terminated and not truncated
-    assert info == {"success": False}
+    assert reward == 0.0 and not terminated and truncated
+    assert info == {"success": False, "env_error": "ActionFailed: IK failed"}
     np.testing.assert_array_equal(image, previous)  # not sub-step 3's frame
 
 

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from rllib_mwm.envs.wrappers import (
+    SIM_ERRORS,
     EnvSettings,
     PixelEnv,
     SimStep,
@@ -85,11 +86,16 @@ class DMCEnv(PixelEnv):
 
     Actions in [-1, 1] are rescaled to the task's action bounds (unbounded
     dimensions pass through). The default time limit is the task's own.
+    dm_control raises `PhysicsError` (a `RuntimeError`) on an unstable
+    simulation, which ends the episode (`rllib_mwm.envs.wrappers`).
     """
 
     def __init__(self, load, settings: EnvSettings, default_camera: int):
         ensure_headless_gl()
+        import mujoco
         from shimmy.dm_control_compatibility import DmControlCompatibilityV0
+
+        self.sim_errors = (*SIM_ERRORS, mujoco.FatalError)
 
         seed = fresh_seed() if settings.seed is None else settings.seed
         dm_env = load(seed)

@@ -4,6 +4,9 @@
 The paper renders `corner2` moved to (0.75, 0.075, 0.7); Meta-world v3 ships
 that view as the camera `corner4`. Goals are re-sampled every episode from the
 env's own seeded generator, so a seed fixes the whole sequence of episodes.
+When MuJoCo finds the simulation unstable (a NaN or huge position, velocity or
+acceleration) it resets the state and only counts a warning; the adapter raises
+`SimulatorError` instead, which ends the episode (`rllib_mwm.envs.wrappers`).
 """
 
 from __future__ import annotations
@@ -15,16 +18,20 @@ import weakref
 import numpy as np
 
 from rllib_mwm.envs.wrappers import (
+    SIM_ERRORS,
     EnvSettings,
     PixelEnv,
     SimStep,
     ensure_headless_gl,
     fresh_seed,
 )
+from rllib_mwm.errors import SimulatorError
 
 PAPER_CAMERA = "corner4"  # == the reference's corner2 moved to PAPER_CAMERA_POS
 PAPER_CAMERA_POS = (0.75, 0.075, 0.7)
 TIME_LIMIT = 250  # agent steps (docs/algorithm.md §7)
+#: MuJoCo warnings that mean it reset an unstable simulation.
+UNSTABLE_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
 _OPEN_ENVS: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -58,6 +65,7 @@ class MetaWorldEnv(PixelEnv):
         import mujoco
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
+        self.sim_errors = (*SIM_ERRORS, mujoco.FatalError)
         height, width = settings.size
         self._env = ALL_V3_ENVIRONMENTS[task.replace("_", "-") + "-v3"](
             width=width, height=height
@@ -124,10 +132,28 @@ class MetaWorldEnv(PixelEnv):
         if seed is not None:
             self._env.seed(seed)
         self._env.reset()
+        self._unstable()  # Clears the counts.
 
     def _step_sim(self, action: np.ndarray) -> SimStep:
         _, reward, terminated, truncated, info = self._env.step(action)
+        unstable = self._unstable()
+        if unstable:
+            raise SimulatorError(
+                f"MuJoCo reset an unstable simulation ({', '.join(unstable)})"
+            )
         return SimStep(reward, terminated, truncated, bool(info["success"]))
+
+    def _unstable(self) -> list[str]:
+        """The `UNSTABLE_WARNINGS` MuJoCo raised since the last call (clears them)."""
+        import mujoco
+
+        found = []
+        for name in UNSTABLE_WARNINGS:
+            stat = self._env.data.warning[getattr(mujoco.mjtWarning, name)]
+            if stat.number:
+                found.append(name)
+                stat.number = 0
+        return found
 
     def _observe(self) -> np.ndarray:
         # mujoco.Renderer makes its own GL context current before drawing, so

@@ -4,7 +4,8 @@
 Front camera RGB at `size`; joint-position deltas for the 7 arm joints plus a
 discrete gripper (open when > 0.5), passed through unscaled as in the reference;
 shaped rewards; the episode ends (terminated) on success; an IK, path-planning
-or invalid-action error ends it with reward 0 and the previous frame.
+or invalid-action error (`ActionFailed`) ends it truncated, with reward 0 and the
+previous frame, as any simulator error does (`rllib_mwm.envs.wrappers`).
 
 The simulator sits behind `Backend` (launch / reset / step / success / close)
 so the episode logic is testable without CoppeliaSim; `RLBenchSimulator` is the
@@ -21,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from rllib_mwm.envs.wrappers import EnvSettings, PixelEnv, SimStep, fresh_seed
+from rllib_mwm.errors import SimulatorError
 
 TIME_LIMIT = 200  # agent steps (docs/algorithm.md §7)
 ACTION_DIM = 8  # 7 joint-position deltas + 1 gripper command (Panda)
@@ -39,7 +41,7 @@ class SimulatorNotInstalled(ImportError):
     """RLBench / PyRep / CoppeliaSim are missing (they are not on PyPI)."""
 
 
-class ActionFailed(RuntimeError):
+class ActionFailed(SimulatorError):
     """The simulator could not execute an action (IK / path / invalid action)."""
 
 
@@ -98,8 +100,7 @@ class RLBenchEnv(PixelEnv):
         self._backend = RLBenchSimulator() if backend is None else backend
         self._backend.launch(task, settings.size)
         self._seed = fresh_seed() if settings.seed is None else settings.seed
-        self._frame: np.ndarray | None = None  # the latest agent step's frame
-        self._next_frame: np.ndarray | None = None
+        self._next_frame: np.ndarray | None = None  # the latest sub-step's frame
 
     def close(self) -> None:
         if getattr(self, "_backend", None) is not None:
@@ -112,18 +113,13 @@ class RLBenchEnv(PixelEnv):
         self._next_frame = self._backend.reset(seed)
 
     def _step_sim(self, action: np.ndarray) -> SimStep:
-        try:
-            frame, reward, terminate = self._backend.step(action)
-        except ActionFailed:
-            self._next_frame = self._frame  # the previous agent step's frame
-            return SimStep(0.0, terminated=True, failed=True)
+        frame, reward, terminate = self._backend.step(action)  # or ActionFailed
         self._next_frame = frame
         success = self._backend.success()
         return SimStep(reward, terminated=terminate or success, success=success)
 
     def _observe(self) -> np.ndarray:
-        self._frame = np.asarray(self._next_frame, dtype=np.uint8)
-        return self._frame
+        return np.asarray(self._next_frame, dtype=np.uint8)
 
 
 class RLBenchSimulator:
@@ -135,7 +131,15 @@ class RLBenchSimulator:
             from rlbench.backend.exceptions import InvalidActionError
         except ImportError as error:
             raise SimulatorNotInstalled(INSTALL_HELP) from error
+        from rlbench.backend import exceptions
+
         self._errors = (IKError, ConfigurationPathError, InvalidActionError)
+        # Scene sampling failures at reset (names as in RLBench 1.2).
+        self._reset_errors = tuple(
+            getattr(exceptions, name)
+            for name in ("BoundaryError", "WaypointError")
+            if hasattr(exceptions, name)
+        )
         self._env = self._task = None
 
     def launch(self, task: str, size: tuple[int, int]) -> None:
@@ -160,7 +164,10 @@ class RLBenchSimulator:
     def reset(self, seed: int | None) -> np.ndarray:
         if seed is not None:
             np.random.seed(seed)  # RLBench samples scenes from numpy's global RNG
-        _, obs = self._task.reset()
+        try:
+            _, obs = self._task.reset()
+        except self._reset_errors as error:
+            raise SimulatorError(f"RLBench reset: {error}") from error
         return obs.front_rgb
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:

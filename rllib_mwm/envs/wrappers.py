@@ -5,11 +5,21 @@ Every adapter is a `gymnasium.Env` whose observation is the 64x64 RGB frame only
 the action `action_repeat` times, sums the rewards, reports `success` if any
 sub-step succeeded and stops repeating once the simulator ends the episode
 (docs/algorithm.md §7).
+
+A simulator error during a step (`is_sim_error`: MuJoCo instabilities, dm_control's
+`PhysicsError`, RLBench's IK / path / invalid-action errors, any `RuntimeError` of
+the simulator) ends the episode as truncated, with reward 0 for that agent step,
+the last good observation and `info["env_error"]` naming the error; the run goes
+on (`rllib_mwm.reporting` counts these under `env_errors`). Programming errors
+(`TypeError`, `AttributeError`, `NotImplementedError`, ...) and
+`KeyboardInterrupt` propagate. A reset that fails on a simulator error is retried
+with a fresh seed, `RESET_ATTEMPTS` times in all, then raises `EnvFaultError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import numbers
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -18,8 +28,24 @@ import gymnasium as gym
 import numpy as np
 
 from rllib_mwm._preload import prepare_process
+from rllib_mwm.errors import EnvFaultError, first_line
 
 CONFIG_KEYS = ("seed", "size", "action_repeat", "time_limit", "camera", "fast_render")
+#: Reset attempts (the first with the requested seed, then fresh seeds).
+RESET_ATTEMPTS = 3
+#: Episodes in a row whose first step fails before the env is declared broken.
+MAX_FAILED_FIRST_STEPS = 10
+#: Errors that end the episode. Warnings count when the user turned them into
+#: errors (`warnings.simplefilter("error")`), e.g. a RuntimeWarning on overflow.
+SIM_ERRORS: tuple[type[BaseException], ...] = (
+    RuntimeError,
+    FloatingPointError,
+    RuntimeWarning,
+    UserWarning,
+)
+#: Subclasses of `SIM_ERRORS` that are mistakes in code, not simulator faults.
+PROGRAMMING_ERRORS = (NotImplementedError, RecursionError)
+logger = logging.getLogger(__name__)
 
 
 def ensure_headless_gl() -> None:
@@ -72,6 +98,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def is_sim_error(
+    error: BaseException, sim_errors: tuple[type[BaseException], ...] = SIM_ERRORS
+) -> bool:
+    """Whether `error` is a simulator fault (ends the episode) rather than a
+    programming error or an interrupt (propagate)."""
+    return isinstance(error, sim_errors) and not isinstance(error, PROGRAMMING_ERRORS)
+
+
 def fresh_seed() -> int:
     """A seed from OS entropy, for envs built without one."""
     return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
@@ -84,19 +118,21 @@ class SimStep(NamedTuple):
     terminated: bool = False  # a real terminal state (no bootstrapping)
     truncated: bool = False  # the simulator's own time limit
     success: bool = False
-    failed: bool = False  # simulator error: the agent step ends with reward 0
 
 
 class PixelEnv(gym.Env):
     """Image-only env with action repeat and a time limit in agent steps.
 
     Subclasses implement `_reset_sim(seed)`, `_step_sim(action) -> SimStep` and
-    `_observe() -> uint8 image`; the image is produced once per agent step.
+    `_observe() -> uint8 image`; the image is produced once per agent step. An
+    adapter whose simulator raises other types for its faults lists them in
+    `sim_errors`.
     """
 
     metadata = {"render_modes": ["rgb_array"]}
     render_mode = "rgb_array"
     reports_success = False  # Meta-world and RLBench put `success` in info
+    sim_errors: tuple[type[BaseException], ...] = SIM_ERRORS
 
     def __init__(
         self, settings: EnvSettings, action_dim: int, time_limit: int, frame_dt: float
@@ -114,13 +150,29 @@ class PixelEnv(gym.Env):
         self.time_limit = time_limit
         self._steps: int | None = None  # None: reset() needed
         self._image: np.ndarray | None = None
+        self._failed_first_steps = 0  # episodes in a row failing at their 1st step
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Start an episode; a `seed` reseeds the simulator (gymnasium API)."""
+        """Start an episode; a `seed` reseeds the simulator (gymnasium API). A
+        simulator error is retried with a fresh seed (`RESET_ATTEMPTS` in all)."""
         super().reset(seed=seed)
-        self._reset_sim(seed)
+        for attempt in range(RESET_ATTEMPTS):
+            try:
+                self._reset_sim(seed)
+                self._image = self._observe()
+                break
+            except Exception as error:
+                if not is_sim_error(error, self.sim_errors):
+                    raise
+                logger.warning("%s: reset failed (%s)", self._name, first_line(error))
+                if attempt + 1 == RESET_ATTEMPTS:
+                    raise EnvFaultError(
+                        f"{self._name}: reset failed {RESET_ATTEMPTS} times, each "
+                        f"with a fresh seed (last: {first_line(error)}); check the "
+                        "simulator install and env_config"
+                    ) from error
+                seed = fresh_seed()
         self._steps = 0
-        self._image = self._observe()
         return self._image, self._info(False)
 
     def step(self, action):
@@ -128,23 +180,53 @@ class PixelEnv(gym.Env):
         if self._steps is None:
             raise RuntimeError("Call reset() before step() (and after an episode end).")
         action = self._check_action(action)
+        try:
+            return self._step(action)
+        except Exception as error:
+            if not is_sim_error(error, self.sim_errors):
+                raise
+            return self._end_on_error(error)
+
+    def _step(self, action: np.ndarray):
         reward, success, terminated, truncated = 0.0, False, False, False
         for _ in range(self.action_repeat):
             sub = self._step_sim(action)
-            if sub.failed:
-                reward, success, terminated = 0.0, False, True
-                break
             reward += float(sub.reward)
             success = success or bool(sub.success)
             terminated, truncated = bool(sub.terminated), bool(sub.truncated)
             if terminated or truncated:
                 break
+        image = self._observe()
         self._steps += 1
         truncated = not terminated and (truncated or self._steps >= self.time_limit)
         if terminated or truncated:
             self._steps = None
-        self._image = self._observe()
-        return self._image, reward, terminated, truncated, self._info(success)
+        self._image = image
+        self._failed_first_steps = 0
+        return image, reward, terminated, truncated, self._info(success)
+
+    def _end_on_error(self, error: Exception):
+        """Ends the episode (truncated) after a simulator error: reward 0, the
+        last good frame, `info["env_error"]`. Raises once `MAX_FAILED_FIRST_STEPS`
+        episodes in a row failed at their first step (a broken simulator)."""
+        message = first_line(error)
+        logger.warning("%s: episode truncated (%s)", self._name, message)
+        self._failed_first_steps = (
+            self._failed_first_steps + 1 if self._steps == 0 else 0
+        )
+        self._steps = None
+        if self._failed_first_steps >= MAX_FAILED_FIRST_STEPS:
+            raise EnvFaultError(
+                f"{self._name}: {MAX_FAILED_FIRST_STEPS} episodes in a row failed at "
+                f"their first step (last: {message}); the simulator is broken, "
+                "check its install and env_config"
+            ) from error
+        info = {**self._info(False), "env_error": message}
+        return self._image.copy(), 0.0, False, True, info
+
+    @property
+    def _name(self) -> str:
+        return type(self).__name__
 
     def render(self) -> np.ndarray | None:
         """The latest observation frame."""
