@@ -43,6 +43,7 @@ MWM_DEFAULTS: dict[str, Any] = {
     "train_mae_every": 5,
     "train_steps": 1,
     "train_mae_steps": 1,
+    "max_policy_lag": 0,  # Agent steps; > 0 overlaps sampling and updates.
     "eval_every": 10000,
     "eval_eps": 1,
     "log_every": 10000,
@@ -430,7 +431,8 @@ class MWMConfig(AlgorithmConfig):
             "clip_rewards",
             "must be 'identity', 'sign', 'tanh' or a positive number",
         )
-        for name in ("prefill", "mae_pretrain", "pretrain", "eval_eps"):
+        nonnegative = ("prefill", "mae_pretrain", "pretrain", "eval_eps")
+        for name in (*nonnegative, "max_policy_lag"):
             need(getattr(self, name) >= 0, name, "must be >= 0")
         for name in ("train_every", "train_mae_every", "slow_target_update"):
             need(getattr(self, name) >= 1, name, "must be >= 1")

@@ -15,6 +15,17 @@ One `training_step` is one of three phases, kept in `self.progress`:
                update per `train_mae_every`, counted over all env runners
                (`train_steps` / `train_mae_steps` updates each time)
 
+Overlap (`max_policy_lag` > 0, remote env runners): once a fragment is stored, the
+next one is requested at once, so the env runners sample it while the learner runs
+the updates owed for the stored one; the weights from those updates reach the
+runners for the fragment after. The schedule is unchanged (updates are owed per
+stored agent step over the whole run); what changes is the policy lag, the agent
+steps stored since the weights a fragment starts with were synced: 0 when
+sequential, one fragment of all runners with overlap, which must fit in
+`max_policy_lag` or the iteration runs sequentially. Results report `policy_lag`
+and the driver's time split under `time_split` (sample wait, learner, weight
+sync, replay add).
+
 Counts are agent steps (one policy decision, `action_repeat` env frames); results
 report both `agent_steps` and `env_frames`, and `agent_steps` is what the original
 `--steps` limits. Evaluation runs every `eval_every` agent steps (`MWM.step`), the
@@ -26,6 +37,7 @@ neither prefills nor pretrains again.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -78,6 +90,8 @@ class MWM(Algorithm):
             "last_video": None,
         }
         self._video = None
+        self._in_flight = None  # Policy lag of the fragment being sampled, if any.
+        self._stored_since_sync = 0  # Agent steps stored since the last weight sync.
         self.report_dir = self._trial_dir()  # Open-loop reports; may be moved.
         env = config.env if isinstance(config.env, str) else None
         ours = env in task_names()
@@ -96,11 +110,27 @@ class MWM(Algorithm):
         elif phase == "pretrain":
             self._pretrain()
         else:
-            steps = self._sample()
-            self.progress["train_steps"] += steps
-            self._train()
+            steps = self._sample_and_train()
             self._maybe_report_video()
         self._log_progress(steps, time.perf_counter() - start)
+
+    def _sample_and_train(self) -> int:
+        """One fragment stored, then its updates; with overlap the next fragment is
+        requested before the updates (module docstring). Returns the agent steps."""
+        if self._in_flight is None:
+            self._request_fragment()
+        steps = self._collect_fragment()
+        self.progress["train_steps"] += steps
+        if self._overlap() and steps <= self.config.max_policy_lag:
+            self._request_fragment()
+        self._train()
+        return steps
+
+    def _overlap(self) -> bool:
+        return (
+            self.config.max_policy_lag > 0
+            and self.env_runner_group.num_healthy_remote_env_runners() > 0
+        )
 
     def _prefill(self) -> int:
         """One round of whole uniform-random episodes on every env runner."""
@@ -115,14 +145,15 @@ class MWM(Algorithm):
         plan = pretraining_plan(cfg.mae_pretrain, cfg.pretrain)
         done = p["mae_pretrain_updates"]
         chunk = plan[done : done + PRETRAIN_CHUNK]
-        self._update([(True, world_model) for world_model in chunk])
+        with self._timed("learner"):
+            self._update([(True, world_model) for world_model in chunk])
         p["mae_pretrain_updates"] += len(chunk)
         if p["mae_pretrain_updates"] >= len(plan):
             p["phase"] = "train"
             self._sync_weights()
 
     def _train(self) -> None:
-        """The updates owed by the schedule for all agent steps sampled so far."""
+        """The updates owed by the schedule for all agent steps stored so far."""
         cfg, p = self.config, self.progress
         owed_wm = (p["train_steps"] // cfg.train_every) * cfg.train_steps
         owed_mae = (p["train_steps"] // cfg.train_mae_every) * cfg.train_mae_steps
@@ -131,7 +162,8 @@ class MWM(Algorithm):
         if mae or world_model:
             # MAE first, as the reference's per-step order.
             steps = max(mae, world_model)
-            self._update([(i < mae, i < world_model) for i in range(steps)])
+            with self._timed("learner"):
+                self._update([(i < mae, i < world_model) for i in range(steps)])
             p["world_model_updates"] += world_model
             p["mae_updates"] += mae
             self._sync_weights()
@@ -142,14 +174,53 @@ class MWM(Algorithm):
         number of agent steps; `sample_kwargs` go to `EnvRunner.sample`."""
         group = self.env_runner_group
         remote = group.num_remote_env_runners() > 0
-        results = group.foreach_env_runner(
-            lambda runner: (runner.sample(**sample_kwargs), runner.get_metrics()),
-            local_env_runner=not remote,
-        )
+        with self._timed("sample_wait"):
+            results = group.foreach_env_runner(
+                lambda runner: (runner.sample(**sample_kwargs), runner.get_metrics()),
+                local_env_runner=not remote,
+            )
+        return self._store(results)
+
+    def _request_fragment(self) -> None:
+        """Asks every healthy remote env runner for its next fragment (collected by
+        `_collect_fragment`); without remote runners the local one samples then."""
+        self._in_flight = self._stored_since_sync
+        if self.env_runner_group.num_healthy_remote_env_runners() > 0:
+            self.env_runner_group.foreach_env_runner_async(
+                lambda runner: (runner.sample(), runner.get_metrics()), tag="fragment"
+            )
+
+    def _collect_fragment(self) -> int:
+        """Waits for the requested fragment (a runner that died meanwhile delivers
+        nothing; RLlib restarts it before the next iteration), stores it and logs
+        the policy lag it was sampled with."""
+        group = self.env_runner_group
+        self.metrics.log_value("policy_lag", self._in_flight, reduce="max")
+        self._in_flight = None
+        if group.num_in_flight_async_reqs("fragment") == 0:
+            return self._sample()  # The local env runner, sequentially.
+        results = []
+        with self._timed("sample_wait"):
+            while group.num_in_flight_async_reqs("fragment") > 0:
+                ready = group.fetch_ready_async_reqs(tags="fragment", timeout_seconds=1)
+                results.extend(result for _, result in ready)
+        return self._store(results)
+
+    def _store(self, results: list) -> int:
+        """(chunks, metrics) from each env runner → replay; returns agent steps."""
         episodes = [chunk for chunks, _ in results for chunk in chunks]
         self.metrics.aggregate([m for _, m in results], key=ENV_RUNNER_RESULTS)
-        steps = self.replay_buffer.add(episodes)
+        with self._timed("replay_add"):
+            steps = self.replay_buffer.add(episodes)
+            # Every live env continues its episode in every round, so an unfinished
+            # episode without a chunk now was on a runner that died (RLlib restarts
+            # it with fresh episodes): drop its partial steps.
+            dropped = self.replay_buffer.drop_unfinished({e.id_ for e in episodes})
+        self.metrics.log_value(
+            "dropped_partial_episodes", dropped, reduce="lifetime_sum"
+        )
         self.progress["agent_steps"] += steps
+        self._stored_since_sync += steps
         return steps
 
     def _mae_batch(self) -> dict[str, np.ndarray]:
@@ -187,9 +258,24 @@ class MWM(Algorithm):
             result.get()  # Raises a remote learner's error here.
 
     def _sync_weights(self) -> None:
-        self.env_runner_group.sync_weights(
-            from_worker_or_learner_group=self.learner_group, inference_only=True
-        )
+        """Sends the learner's weights to the env runners (queued behind a fragment
+        in flight, so they act from the next one on)."""
+        with self._timed("weight_sync"):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group, inference_only=True
+            )
+        self._stored_since_sync = 0
+
+    @contextmanager
+    def _timed(self, part: str):
+        """Adds the driver's wall seconds in `part` to `time_split/<part>_s` (sums
+        per iteration: what the learner process spends its time on)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - start
+            self.metrics.log_value(("time_split", f"{part}_s"), seconds, reduce="sum")
 
     # --------------------------------------------------------------- reporting
     def _log_progress(self, steps: int, seconds: float) -> None:

@@ -112,6 +112,14 @@ class MWMReplayBuffer(Checkpointable):
                 )
         return new_steps
 
+    def drop_unfinished(self, keep: set[str]) -> int:
+        """Forgets the unfinished episodes whose ids are not in `keep` (those of an
+        env runner that died: its next chunks never come); returns how many."""
+        dropped = [key for key in self._ongoing if key not in keep]
+        for key in dropped:
+            del self._ongoing[key]
+        return len(dropped)
+
     def add_episode(self, episode: Episode, key: str | None = None) -> None:
         """Stores one whole episode (arrays as in the module docstring)."""
         length = len(episode["obs"])
