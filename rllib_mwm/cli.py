@@ -10,18 +10,15 @@ algorithm registered with Tune (MWM, PPO, ...):
     rllib_mwm plot <result dirs...> [--out curves.png] [--reference scores.json]
     rllib_mwm report <experiment dir> [--reference scores.json]
 
-A tuned-example YAML holds one experiment per top-level key, each with `run`,
-`env`, `stop`, `config` and optionally `checkpoint_config` (or the old
-`checkpoint_freq` / `checkpoint_at_end` / `keep_checkpoints_num`), `num_samples`
-`storage_path` (old: `local_dir`; a URI such as s3://bucket/dir works too),
-`max_concurrent_trials` and `max_failures` (retries of a failed trial, from its
-last checkpoint). Search spaces (`grid_search`, `choice`, `uniform`,
-`loguniform`, `randint`) work anywhere in `config`. A stop limit may map env
-names to limits, so that a grid over tasks stops each at its own budget
-(`rllib_mwm.cluster`). Before Tune starts, a trial that asks for more CPUs or
-GPUs than any node has is an error. A run prints one line per iteration and a
-summary at the end; Ray's and RLlib's own lines only with `--verbose`
-(`rllib_mwm.console`).
+A tuned-example YAML holds one experiment per top-level key (`run`, `env`,
+`stop`, `config`, `checkpoint_config`, ...: `EXPERIMENT_KEYS`, listed in the
+README). Search spaces (`grid_search`, `choice`, `uniform`, ...) work anywhere in
+`config`; a stop limit may map env names to limits (`rllib_mwm.cluster`).
+`num_gpus_per_learner: auto` puts the learner on a GPU where the cluster has
+one, else on the CPU with a warning; a GPU share a learner cannot use, or a
+trial larger than the cluster, is an error before Tune starts. A run prints
+one line per iteration and a summary at the end; Ray's and RLlib's own lines
+only with `--verbose` (`rllib_mwm.console`).
 """
 
 from __future__ import annotations
@@ -59,7 +56,6 @@ STOP_KEYS = {
     "sampler_results/episode_reward_mean": "env_runners/episode_return_mean",
     "timesteps_total": "num_env_steps_sampled_lifetime",
 }
-SAMPLERS = ("choice", "uniform", "loguniform", "randint", "quniform")
 
 
 @dataclass
@@ -99,6 +95,8 @@ def load_experiments(path: str) -> list[Experiment]:
 
 def experiment_from_dict(name: str, body: Any, where: str = "") -> Experiment:
     """Translates one classic experiment dict; unknown keys raise `CLIError`."""
+    from rllib_mwm.cluster import to_search_space
+
     prefix = f"{where}: experiment {name!r}" if where else f"experiment {name!r}"
     if not isinstance(body, dict):
         raise CLIError(f"{prefix}: expected a mapping with run/env/stop/config")
@@ -143,19 +141,6 @@ def translate_stop(stop: dict[str, Any], run: str) -> dict[str, Any]:
     return {table.get(k, k): v for k, v in stop.items()}
 
 
-def to_search_space(value: Any) -> Any:
-    """`{grid_search: [...]}` stays (Tune reads it); `{uniform: [a, b]}` etc.
-    become Tune samplers; everything else is left as is, recursively."""
-    from ray import tune
-
-    if isinstance(value, dict):
-        if len(value) == 1 and next(iter(value)) in SAMPLERS:
-            kind, args = next(iter(value.items()))
-            return tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
-        return {k: to_search_space(v) for k, v in value.items()}
-    return value
-
-
 def parse_json(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -174,8 +159,11 @@ def check_experiment(experiment: Experiment) -> None:
     from rllib_mwm import cluster
 
     rllib_mwm.register()
+    # `auto` checked as on a GPU cluster; `cluster.place_learners` resolves it.
+    space = cluster.resolve_learner_gpus(experiment.param_space, has_gpu=True)
     try:
-        cluster.check_stop(experiment.stop, grid_values(experiment.param_space, "env"))
+        cluster.check_stop(experiment.stop, cluster.grid_values(space, "env"))
+        cluster.check_learner_gpus(space)
     except ValueError as error:
         raise CLIError(f"experiment {experiment.name!r}: {error}") from error
     try:
@@ -190,51 +178,10 @@ def check_experiment(experiment: Experiment) -> None:
     if isinstance(trainable, type) and issubclass(trainable, Algorithm):
         config = trainable.get_default_config()
         try:
-            config.update_from_dict(first_sample(experiment.param_space)).validate()
+            config.update_from_dict(cluster.first_sample(space)).validate()
         except (ValueError, TypeError, ImportError) as error:
             message = str(error).strip().splitlines()[0]
             raise CLIError(f"experiment {experiment.name!r}: {message}") from error
-
-
-def grid_values(space: dict[str, Any], key: str) -> list[Any]:
-    """The values a top-level key of a search space takes (its grid, or itself)."""
-    value = space.get(key)
-    if isinstance(value, dict) and set(value) == {"grid_search"}:
-        return list(value["grid_search"])
-    return [] if value is None else [value]
-
-
-def check_cluster_resources(experiment: Experiment) -> None:
-    """One trial's placement group against the live nodes (`ray.nodes()`)."""
-    import ray
-    from ray.rllib.algorithms.algorithm import Algorithm
-    from ray.tune.registry import get_trainable_cls
-
-    from rllib_mwm import cluster
-
-    trainable = get_trainable_cls(experiment.run)
-    if not (isinstance(trainable, type) and issubclass(trainable, Algorithm)):
-        return
-    config = first_sample(experiment.param_space)
-    request = trainable.default_resource_request(config)
-    bundles = getattr(request, "bundles", None) or []
-    try:
-        cluster.check_resources(experiment.name, config, bundles, ray.nodes())
-    except ValueError as error:
-        raise CLIError(str(error)) from error
-
-
-def first_sample(space: Any) -> Any:
-    """A concrete config from a search space (first grid value, sampler draw)."""
-    from ray.tune.search.sample import Domain
-
-    if isinstance(space, dict):
-        if set(space) == {"grid_search"}:
-            return first_sample(space["grid_search"][0])
-        return {k: first_sample(v) for k, v in space.items()}
-    if isinstance(space, Domain):
-        return space.sample()
-    return space
 
 
 def run_experiments(
@@ -247,7 +194,7 @@ def run_experiments(
     Prints one line per iteration and a summary per experiment; Ray's and
     RLlib's info and warning lines only if `verbose` (`rllib_mwm.console`).
     `command` (argv without the program) is repeated in the resume hint."""
-    from rllib_mwm import console
+    from rllib_mwm import cluster, console
 
     if not verbose:
         console.quiet_console()
@@ -257,8 +204,12 @@ def run_experiments(
 
     if not ray.is_initialized():  # Joins RAY_ADDRESS if set.
         rllib_mwm.init_ray(include_dashboard=False, **console.ray_init_kwargs(verbose))
-    for experiment in experiments:
-        check_cluster_resources(experiment)
+    try:  # `num_gpus_per_learner: auto` → the GPU or the CPU; trials fit?
+        on_cpu = cluster.place_learners(experiments, ray.nodes())
+    except ValueError as error:
+        raise CLIError(str(error)) from error
+    if on_cpu:
+        print(f"rllib: {cluster.cpu_fallback_warning(on_cpu)}", file=sys.stderr)
     errors = 0
     for experiment in experiments:
         start = time.monotonic()

@@ -8,6 +8,8 @@
   workers' lines) stays in Ray's session logs (`ray.init(log_to_driver=False)`).
   Errors still show: a failed trial is logged by Tune on the driver at ERROR,
   and the summary names it. `--verbose` keeps everything.
+- `learner_device`: where a trial's learner trains (`cuda` or `cpu`), for the
+  progress line (`cluster.BudgetProgressPrinter`).
 - `summary_lines`: the end of a run: per trial the best and last evaluation
   (return, and success where the env reports it) and the newest checkpoint,
   then the wall time and the commands for TensorBoard, `rllib evaluate` and
@@ -50,6 +52,16 @@ def quiet_console() -> None:
 def ray_init_kwargs(verbose: bool) -> dict[str, Any]:
     """`ray.init` keywords: quiet keeps the workers' output in Ray's log files."""
     return {} if verbose else {"log_to_driver": False, "logging_level": logging.ERROR}
+
+
+def learner_device(config: dict) -> str | None:
+    """`cuda` or `cpu`: where RLlib puts the learner of a trial with this
+    config (`num_gpus_per_learner` > 0: a GPU, `ray.rllib.utils.framework.
+    get_device`); None for a config without the key (not an RLlib algorithm)."""
+    gpus = config.get("num_gpus_per_learner")
+    if not isinstance(gpus, int | float):
+        return None
+    return "cuda" if gpus > 0 and not config.get("_fake_gpus") else "cpu"
 
 
 # ------------------------------------------------------------------- summary

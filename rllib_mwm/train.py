@@ -9,6 +9,8 @@ Means what it meant in the reference code: `--configs` applies presets in order
 repeat), and `--key value` / `--key.sub value` override any config key, values
 read as YAML (`True`, `1e4`, `[reward, discount]`). The original names that
 differ are translated (`ORIGINAL_KEYS`); everything else must be an MWMConfig key.
+The learner trains on a GPU where the Ray cluster has one, else on the CPU
+(`num_gpus_per_learner: auto`; `--num_gpus_per_learner 0` keeps it on the CPU).
 The run is a Tune experiment named after `--logdir`, checkpointed every
 `--checkpoint_freq` iterations and at the end; `--resume` continues it.
 """
@@ -21,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from rllib_mwm.cli import CLIError, Experiment, run_experiments, to_search_space
+from rllib_mwm.cli import CLIError, Experiment, run_experiments
+from rllib_mwm.cluster import to_search_space
 
 #: Original top-level keys → (our key, value translation).
 ORIGINAL_KEYS = {
@@ -83,7 +86,11 @@ def build_experiment(argv: list[str]) -> tuple[Experiment, bool]:
         if needed not in run:
             raise CLIError(f"--{needed} is required")
     presets = [name for name in run["configs"] if name != "defaults"]
-    config: dict[str, Any] = {"env": run["task"], "presets": presets}
+    config: dict[str, Any] = {
+        "env": run["task"],
+        "presets": presets,
+        "num_gpus_per_learner": "auto",  # The original trained on the GPU.
+    }
     env_config: dict[str, Any] = {}
     for key, value in overrides.items():
         if key in ENV_KEYS:

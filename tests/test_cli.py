@@ -100,6 +100,12 @@ def test_malformed_yaml_is_one_line_with_the_line_number(tmp_path, capsys):
         ('{"mask_ration": 0.5}', "Unknown MWMConfig key 'mask_ration'.*'mask_ratio'"),
         ('{"mask_ratio": 1.5}', r"mask_ratio must be in \[0, 1\)"),
         ("{mask_ratio: 1}", "--config is not valid JSON"),
+        (
+            '{"num_gpus_per_learner": 0.3}',
+            r"experiment 'MWM_metaworld_reach': num_gpus_per_learner 0.3 leaves 0.1 "
+            r"of each GPU unused .* use a 1/n share: 0.333",
+        ),
+        ('{"num_gpus_per_learner": {"auto": 2}}', "a learner runs on one GPU"),
     ],
 )
 def test_bad_config_fails_before_ray_starts(config, message, capsys):
@@ -154,7 +160,8 @@ def test_original_flags_build_the_same_config_as_the_yaml(tmp_path):
             "    gamma: 0.98\n"
             "    precision: fp32\n"
             "    grad_heads: [reward]\n"
-            "    env_config: {time_limit: 100}\n",
+            "    env_config: {time_limit: 100}\n"
+            "    num_gpus_per_learner: auto\n",  # The original trained on the GPU.
         )
     )
     assert not resume and experiment.stop == from_yaml.stop
@@ -165,6 +172,11 @@ def test_original_flags_build_the_same_config_as_the_yaml(tmp_path):
     assert flags.to_dict() == yaml_config.to_dict()
     assert flags.mae["early_conv"] is False and flags.gamma == 0.98
     assert flags.env_config == {"time_limit": 100, "action_repeat": 2}
+    assert experiment.param_space["num_gpus_per_learner"] == "auto"
+    cpu, _ = build_experiment(
+        ["--logdir", "x", "--task", "metaworld_reach", "--num_gpus_per_learner", "0"]
+    )
+    assert cpu.param_space["num_gpus_per_learner"] == 0
 
 
 def test_original_flags_reject_unknown_keys():
@@ -254,6 +266,7 @@ def assert_quiet_with_summary(out: str, checkpoint: Path, iterations: list) -> N
     lines = [line for line in out.splitlines() if line.strip()]
     progress = [line for line in lines if re.search(r"\] iter +\d+ \|", line)]
     assert iterations == list(range(iterations[0], iterations[-1] + 1))
+    assert all(line.endswith(" | learner: cpu") for line in progress), progress
     for noise in ("Checkpoint successfully created", "DeprecationWarning", "INFO"):
         assert noise not in out, out
     summary = lines[lines.index(progress[-1]) + 1 :]
@@ -271,8 +284,9 @@ def assert_quiet_with_summary(out: str, checkpoint: Path, iterations: list) -> N
     assert all(line.startswith("  ") for line in summary[1:]), text
 
 
-def train_ppo_one_iteration(env: str, storage, *flags: str):
-    """`rllib train --algo PPO` for one iteration on `env` into `storage`."""
+def train_ppo_one_iteration(env: str, storage, *flags: str, config: str = "{}"):
+    """`rllib train --algo PPO` for one iteration on `env` into `storage`, with
+    `config` (JSON) besides `num_env_runners: 0`."""
     return rllib(
         "train",
         "--algo",
@@ -280,7 +294,7 @@ def train_ppo_one_iteration(env: str, storage, *flags: str):
         "--env",
         env,
         "--config",
-        '{"num_env_runners": 0}',
+        json.dumps({"num_env_runners": 0, **json.loads(config)}),
         "--stop",
         '{"training_iteration": 1}',
         "--storage-path",
@@ -291,10 +305,34 @@ def train_ppo_one_iteration(env: str, storage, *flags: str):
 
 def test_any_registered_algorithm_trains_verbosely(tmp_path):
     run = train_ppo_one_iteration(
-        "CartPole-v1", tmp_path, "--checkpoint-at-end", "--verbose"
+        "CartPole-v1",
+        tmp_path,
+        "--checkpoint-at-end",
+        "--verbose",
+        config='{"num_gpus_per_learner": "auto"}',
     )
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 0, out
+    # `auto`: the learner on a GPU where Ray finds one, else on the CPU, warned once.
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    (progress,) = [
+        line for line in out.splitlines() if re.search(r"\] iter +1 \|", line)
+    ]
+    assert progress.endswith(f"| learner: {device}"), progress
+    warnings = [
+        line for line in out.splitlines() if "the Ray cluster has no GPU" in line
+    ]
+    assert warnings == (
+        []
+        if device == "cuda"
+        else [
+            "rllib: warning: the Ray cluster has no GPU: experiment 'PPO_CartPole-v1' "
+            "(num_gpus_per_learner: auto) trains its learner on the CPU, much slower; "
+            "add a GPU node, or set num_gpus_per_learner: 0 to silence this"
+        ]
+    )
     (trial,) = [p for p in (tmp_path / "PPO_CartPole-v1").iterdir() if p.is_dir()]
     assert iterations(trial) == [1]
     # --verbose shows Ray's and RLlib's own lines (hidden by default).

@@ -141,7 +141,8 @@ GPU_NODE = {"CPU": 96.0, "GPU": 8.0, "memory": 1e12}
             {"num_gpus_per_learner": 1},
             nodes({"CPU": 16.0}, {"CPU": 16.0}),
             r"the main process asks for 1 GPU but the largest node has 0; lower "
-            r"num_gpus_per_learner \(0.25 shares a GPU between 4 trials\)",
+            r"num_gpus_per_learner \(0.25 shares a GPU between 4 trials; auto uses "
+            r"one only where the cluster has one\) or add a GPU node",
         ),
         (
             {"num_gpus_per_learner": 2},
@@ -169,8 +170,9 @@ GPU_NODE = {"CPU": 96.0, "GPU": 8.0, "memory": 1e12}
         (  # Every bundle fits on some node, but not all of them together.
             {"num_env_runners": 6, "num_cpus_per_env_runner": 2},
             nodes({"CPU": 4.0}, {"CPU": 4.0}),
-            r"one trial asks for 1[34] CPU in all but the cluster has 8; lower "
-            "num_env_runners",
+            r"one trial asks for 13 CPU in all \(main process 1 \+ 6 env runners × 2\)"
+            " but the cluster has 8; set num_env_runners to at most 3 or lower "
+            "num_cpus_per_env_runner, or add nodes",
         ),
     ],
 )
@@ -197,9 +199,9 @@ def test_benchmark_runs_every_task_and_seed_at_the_paper_budget():
         for suite in yaml.safe_load((EXAMPLES / name).read_text()).values():
             budgets[suite["env"]] = suite["stop"]["agent_steps"]
     assert experiment.stop == {"agent_steps": budgets}
-    envs = cli.grid_values(experiment.param_space, "env")
+    envs = cluster.grid_values(experiment.param_space, "env")
     assert sorted(envs) == sorted(budgets) == sorted(task_names("metaworld"))
-    assert cli.grid_values(experiment.param_space, "seed") == [0, 1, 2, 3, 4]
+    assert cluster.grid_values(experiment.param_space, "seed") == [0, 1, 2, 3, 4]
     assert experiment.param_space["presets"] == ["metaworld"]
     assert experiment.max_failures >= 1 and experiment.max_concurrent_trials
     assert experiment.checkpoint["num_to_keep"] >= 1
@@ -221,14 +223,136 @@ def test_benchmark_runs_every_task_and_seed_at_the_paper_budget():
 
 def test_benchmark_trial_resources():
     (experiment,) = cli.load_experiments(str(BENCHMARK))
-    config = cli.first_sample(experiment.param_space)
+    assert cluster.place_learners([experiment], nodes(GPU_NODE)) == []
+    config = cluster.first_sample(experiment.param_space)
     request = MWM.default_resource_request(config)
     assert request.required_resources == {"CPU": 3.0, "GPU": 0.25}
-    # 32 trials fill a node with 8 GPUs and 96 CPUs; a CPU-only cluster is named.
-    bundles = request.bundles
-    cluster.check_resources("bench", config, bundles, nodes(GPU_NODE))
-    with pytest.raises(ValueError, match="lower num_gpus_per_learner"):
-        cluster.check_resources("bench", config, bundles, nodes({"CPU": 96.0}))
+    # 32 trials fill a node with 8 GPUs and 96 CPUs.
+    cluster.check_resources("bench", config, request.bundles, nodes(GPU_NODE))
+
+
+# ---------------------------------------------------------- the learner's GPU
+def suite(file_name: str) -> list:
+    return cli.load_experiments(str(EXAMPLES / file_name))
+
+
+def test_auto_puts_the_learner_on_the_clusters_gpu():
+    experiments = suite("metaworld_500k.yaml") + suite("metaworld_benchmark.yaml")
+    gpu_cluster = nodes({"CPU": 16.0}, {"CPU": 16.0, "GPU": 1.0})
+    assert cluster.place_learners(experiments, gpu_cluster) == []
+    shares = [e.param_space["num_gpus_per_learner"] for e in experiments]
+    assert shares == [1] * 28 + [0.25]
+    request = MWM.default_resource_request(
+        cluster.first_sample(experiments[0].param_space)
+    )
+    assert request.required_resources["GPU"] == 1
+
+
+def test_auto_falls_back_to_the_cpu_with_one_warning():
+    experiments = suite("metaworld_500k.yaml") + suite("metaworld_benchmark.yaml")
+    on_cpu = cluster.place_learners(experiments, nodes({"CPU": 96.0}))
+    assert on_cpu == [e.name for e in experiments]
+    assert {e.param_space["num_gpus_per_learner"] for e in experiments} == {0}
+    request = MWM.default_resource_request(
+        cluster.first_sample(experiments[-1].param_space)
+    )
+    assert "GPU" not in request.required_resources
+    (line,) = cluster.cpu_fallback_warning(on_cpu).splitlines()
+    assert line.startswith("warning: the Ray cluster has no GPU: 29 experiments ")
+    assert "on the CPU" in line and "num_gpus_per_learner: 0 to silence" in line
+    (one,) = cluster.place_learners(suite("dmc.yaml")[:1], nodes({"CPU": 8.0}))
+    assert "experiment 'mwm-dmc_walker_walk' (num_gpus_per_learner: auto) trains" in (
+        cluster.cpu_fallback_warning([one])
+    )
+
+
+def test_a_number_is_not_resolved_and_a_cpu_learner_is_no_fallback():
+    space = {"num_gpus_per_learner": 1, "env": "x"}
+    assert cluster.resolve_learner_gpus(space, has_gpu=False) == space
+    assert not cluster.asks_auto({"env": "x"})
+    grid = {"num_gpus_per_learner": {"grid_search": ["auto", {"auto": 0.5}, 0]}}
+    assert cluster.asks_auto(grid)
+    resolved = cluster.resolve_learner_gpus(grid, has_gpu=True)
+    assert resolved["num_gpus_per_learner"] == {"grid_search": [1, 0.5, 0]}
+
+
+@pytest.mark.parametrize("gpus", [0, 1, 0.5, 0.25, 0.2, 0.125, 0.3333, "auto"])
+def test_gpu_shares_a_learner_can_use_pass(gpus):
+    space = cluster.resolve_learner_gpus({"num_gpus_per_learner": gpus}, True)
+    cluster.check_learner_gpus(space)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            {"num_gpus_per_learner": 0.3},
+            r"num_gpus_per_learner 0.3 leaves 0.1 of each GPU unused \(3 learner\(s\) "
+            r"fit in one\); use a 1/n share: 0.333 \(3 per GPU\) or 0.25 \(4 per GPU\)",
+        ),
+        (
+            {"num_gpus_per_learner": {"auto": 0.6}},
+            r"0.6 leaves 0.4 .* use a 1/n share: 1 \(1 per GPU\) or 0.5 \(2 per GPU\)",
+        ),
+        (
+            {"num_gpus_per_learner": {"grid_search": [0.5, 0.4]}},
+            "num_gpus_per_learner 0.4 leaves 0.2 of each GPU unused",
+        ),
+        (
+            {"num_gpus_per_learner": 1.5},
+            r"num_gpus_per_learner 1.5: a learner runs on one GPU; set it to 1",
+        ),
+        (
+            {"num_gpus_per_learner": 2, "num_learners": 1},
+            "num_gpus_per_learner 2: a learner runs on one GPU",
+        ),
+        (
+            {"num_gpus_per_learner": 0.5, "num_learners": 2},
+            "num_learners 2 with num_gpus_per_learner 0.5: learners that train "
+            "together need a GPU each",
+        ),
+        (
+            {"num_gpus_per_learner": -1},
+            r"num_gpus_per_learner must be a number >= 0, `auto` .* got -1",
+        ),
+        ({"num_gpus_per_learner": "one"}, "must be a number >= 0.* got 'one'"),
+        ({"num_gpus_per_learner": {"auto": "x"}}, "must be a number >= 0.* got 'x'"),
+    ],
+)
+def test_gpu_shares_a_learner_cannot_use_are_named(config, message):
+    space = cluster.resolve_learner_gpus(config, has_gpu=True)
+    with pytest.raises(ValueError, match=message) as error:
+        cluster.check_learner_gpus(space)
+    assert len(str(error.value).splitlines()) == 1
+
+
+def test_more_learners_than_the_clusters_gpus_are_named():
+    from ray.rllib.algorithms.ppo import PPO
+
+    config = {"env": "CartPole-v1", "num_learners": 3, "num_gpus_per_learner": 1}
+    two_gpus = nodes({"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0})
+    with pytest.raises(ValueError) as error:
+        cluster.check_trial_resources("ppo", PPO, config, two_gpus)
+    assert str(error.value) == (
+        "experiment 'ppo': one trial asks for 3 GPU in all (3 learners × 1) but the "
+        "cluster has 2; set num_learners to at most 2 or lower num_gpus_per_learner, "
+        "or add GPU nodes"
+    )
+    cluster.check_trial_resources("ppo", PPO, {**config, "num_learners": 2}, two_gpus)
+
+
+def test_the_progress_line_names_the_learners_device(capsys):
+    printer = cluster.BudgetProgressPrinter({"agent_steps": 2000})
+
+    class Trial:
+        trial_id = "t0"
+
+    for gpus, device in ((1, "cuda"), (0.25, "cuda"), (0, "cpu")):
+        config = {"env": "a", "num_gpus_per_learner": gpus}
+        result = {"agent_steps": 1000, "time_total_s": 10.0, "config": config}
+        printer.on_trial_result(0, [], Trial(), result)
+        line = capsys.readouterr().out.rstrip()
+        assert line.endswith(f"ETA 0m10s | learner: {device}"), line
 
 
 # ------------------------------------------------------ two nodes, for real

@@ -6,6 +6,7 @@ import pytest
 import yaml
 from ray import tune
 
+from rllib_mwm import cluster
 from rllib_mwm.config import MWMConfig
 from rllib_mwm.envs import rlbench
 from rllib_mwm.envs.registry import task_names
@@ -61,8 +62,11 @@ def test_experiment_validates(name, experiment, monkeypatch):
         monkeypatch.setattr(rlbench, "rlbench_installed", lambda: True)
         monkeypatch.setattr(rlbench, "task_names", lambda: list(rlbench.DEFAULT_TASKS))
     config = MWMConfig().environment(experiment.get("env"))  # Or in `config`.
-    config.update_from_dict(first_of_grids(experiment["config"]))
-    config.validate()
+    for has_gpu in (True, False):  # `auto` resolved as `rllib train` does.
+        space = cluster.resolve_learner_gpus(experiment["config"], has_gpu)
+        cluster.check_learner_gpus(space)
+        config.update_from_dict(first_of_grids(space))
+        config.validate()
 
 
 def test_experiment_names_are_unique():
@@ -105,3 +109,15 @@ def test_search_example_grid():
         "wmkl_minloss": [0.01, 0.1],
         "seed": [0, 1, 2],
     }
+
+
+def test_suite_examples_put_the_learner_on_the_gpu_and_debug_stays_on_the_cpu():
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for name, experiment in load(path.name).items():
+            gpus = experiment["config"].get("num_gpus_per_learner", 0)
+            if path.name == "debug.yaml":  # The tests' example: the CPU learner.
+                assert gpus == 0, name
+                continue
+            share = cluster.auto_share(gpus)
+            assert share is not None, f"{path.name}: {name} sets {gpus!r}, not auto"
+            assert share in (1, 0.25), name  # A GPU, or a quarter of one (grids).
