@@ -205,6 +205,21 @@ _CHOICES = {
     "actor_grad": ("auto", "dynamics", "reinforce"),
 }
 _RLLIB_TRAINING_KEYS = set(inspect.signature(AlgorithmConfig.training).parameters)
+#: AlgorithmConfig methods that set keys, searched for a misplaced training() key.
+_RLLIB_SETTERS = (
+    "environment",
+    "env_runners",
+    "learners",
+    "evaluation",
+    "reporting",
+    "checkpointing",
+    "debugging",
+    "fault_tolerance",
+    "resources",
+    "framework",
+    "callbacks",
+    "rl_module",
+)
 #: Keys RLlib's `update_from_dict` handles without a same-named attribute.
 _RLLIB_DICT_KEYS = {"multiagent", "model", "_enable_new_api_stack"}
 
@@ -220,6 +235,17 @@ def _unknown_key_error(
         else "See the configuration table in README.md."
     )
     return ValueError(f"Unknown {where} {noun} {key!r}.{hint} {listing}")
+
+
+def _raise_if_set_elsewhere(key: str) -> None:
+    """An RLlib key given to `training()` that another config method sets (e.g.
+    `rollout_fragment_length`, an `env_runners()` key) raises naming it."""
+    for method in _RLLIB_SETTERS:
+        if key in inspect.signature(getattr(AlgorithmConfig, method)).parameters:
+            raise ValueError(
+                f"MWMConfig key {key!r} is not a training() key: set it with "
+                f".{method}({key}=...) or in the config dict (update_from_dict, YAML)."
+            )
 
 
 def _check_type(name: str, value: Any, default: Any) -> None:
@@ -312,6 +338,7 @@ class MWMConfig(AlgorithmConfig):
         super().training(**rllib_kwargs)
         for name, value in kwargs.items():
             if name not in MWM_DEFAULTS:
+                _raise_if_set_elsewhere(name)
                 raise _unknown_key_error(
                     name, set(MWM_DEFAULTS) | _RLLIB_TRAINING_KEYS | {"lambda_"}
                 )

@@ -31,6 +31,11 @@ def load_config(path: pathlib.Path):
     """The AlgorithmConfig stored in an Algorithm checkpoint."""
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
+    if not path.exists():
+        raise CheckpointError(
+            f"{path} does not exist; pass a checkpoint directory (e.g. "
+            "<trial dir>/checkpoint_000003)"
+        )
     ctor_file = path / "class_and_ctor_args.pkl"
     if not ctor_file.is_file() or not (path / pathlib.Path(*MODULE_DIR)).is_dir():
         raise CheckpointError(
@@ -38,8 +43,14 @@ def load_config(path: pathlib.Path):
             f"{'/'.join(MODULE_DIR)}); pass the directory algo.save_to_path() or "
             "Tune's checkpoint_* wrote"
         )
-    with open(ctor_file, "rb") as f:
-        args, _ = pickle.load(f)["ctor_args_and_kwargs"]
+    try:
+        with open(ctor_file, "rb") as f:
+            args, _ = pickle.load(f)["ctor_args_and_kwargs"]
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} is damaged ({ctor_file.name} cannot be read: "
+            f"{type(error).__name__}); use another checkpoint of the run"
+        ) from error
     return AlgorithmConfig.from_state(args[0])
 
 

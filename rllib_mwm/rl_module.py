@@ -30,6 +30,19 @@ from rllib_mwm.nets.mae import MAEConfig, MAEDecoder, MaskedViTEncoder, standard
 from rllib_mwm.nets.rssm import RSSM, RSSMConfig
 
 Tensor = torch.Tensor
+#: The config key that sizes each network (for checkpoint-mismatch messages).
+NETWORK_KEYS = {
+    "mae_encoder": "mae",
+    "mae_decoder": "mae",
+    "latent_encoder": "wm_flat_vit",
+    "latent_decoder": "wm_flat_vit",
+    "rssm": "rssm",
+    "reward_head": "reward_head",
+    "discount_head": "discount_head",
+    "actor": "actor",
+    "critic": "critic",
+    "slow_critic": "critic",
+}
 
 
 class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
@@ -44,6 +57,7 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
             else int(np.prod(self.action_space.shape))
         )
         self.mae_config = MAEConfig(**cfg["mae"], mask_ratio=cfg["mask_ratio"])
+        _check_observation_space(self.observation_space, self.mae_config)
         self.eval_state_mean = bool(cfg.get("eval_state_mean", False))
         vit, rssm = cfg["wm_flat_vit"], cfg["rssm"]
         grid = self.mae_config.img_size // self.mae_config.patch_size
@@ -89,6 +103,12 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         )
         self.critic = CriticHead(feat_dim, **cfg["critic"])
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """RLlib's `set_state`; a state from another config (e.g. a checkpoint
+        with other widths) raises one line naming the network."""
+        _check_state_shapes(self.state_dict(), state)
+        super().set_state(state)
 
     def get_non_inference_attributes(self) -> list[str]:
         names = [
@@ -189,3 +209,37 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         raise NotImplementedError(
             "MWM computes its losses in MWMTorchLearner.update_mae/update_world_model"
         )
+
+
+def _check_observation_space(space, mae: MAEConfig) -> None:
+    """MWM sees `img_size`² RGB frames (docs/algorithm.md §1)."""
+    shape = (mae.img_size, mae.img_size, mae.in_chans)
+    if space is None:  # Built without spaces: nothing to check.
+        return
+    if not (
+        isinstance(space, gym.spaces.Box)
+        and space.shape == shape
+        and space.dtype == np.uint8
+    ):
+        raise ValueError(
+            f"MWM needs uint8 image observations of shape {shape} (mae.img_size, "
+            f"mae.in_chans), this env gives {space}; use an image env such as "
+            f"metaworld_reach, or env_config size ({shape[0]}, {shape[1]})"
+        )
+
+
+def _check_state_shapes(own: dict[str, Any], state: dict[str, Any]) -> None:
+    """Raises at the first parameter whose shape differs between `state` and
+    `own`, naming its network and the config key that sizes it."""
+    for name, value in state.items():
+        if name not in own or not hasattr(value, "shape"):
+            continue
+        theirs, ours = tuple(value.shape), tuple(own[name].shape)
+        if theirs != ours:
+            network = name.split(".")[0]
+            key = NETWORK_KEYS.get(network, network)
+            raise ValueError(
+                f"The checkpoint does not fit this config: network {network} "
+                f"({name}) is {theirs} there and {ours} here; restore it with its "
+                f"own config (Algorithm.from_checkpoint) or set `{key}` as it was"
+            )

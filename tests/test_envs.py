@@ -162,3 +162,27 @@ def test_passes_gymnasium_env_checker(name, config):
     env = make_env(name, seed=0, time_limit=5, **config)
     check_env(env, skip_render_check=False)
     env.close()
+
+
+@pytest.mark.parametrize(
+    "backend, message",
+    [
+        ("opengl", "MUJOCO_GL='opengl' is not a rendering backend"),
+        ("glfw", "MUJOCO_GL=glfw needs a display"),
+    ],
+)
+def test_bad_mujoco_gl_fails_at_import_with_one_line(backend, message):
+    """Before any simulator import (MuJoCo's own error would be deep in a
+    traceback, or an AttributeError for a backend whose library is missing)."""
+    env = {**os.environ, "MUJOCO_GL": backend, "DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", "import rllib_mwm"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("rllib_mwm.errors.RenderingBackendError: " + message)

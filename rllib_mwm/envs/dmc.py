@@ -53,7 +53,9 @@ def task_names() -> list[str]:
 
 def check(settings: EnvSettings) -> None:
     if settings.fast_render:
-        raise ValueError("fast_render is only available for Meta-world tasks")
+        raise ValueError(
+            "env_config fast_render is only available for Meta-world tasks; remove it"
+        )
 
 
 def make(task: str, settings: EnvSettings) -> DMCEnv:

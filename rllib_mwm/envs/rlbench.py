@@ -37,6 +37,12 @@ INSTALL_HELP = (
 )
 
 
+_FRONT_CAMERA_ONLY = (
+    "env_config camera and fast_render do not apply to RLBench (it renders its "
+    "front camera); remove them"
+)
+
+
 class SimulatorNotInstalled(ImportError):
     """RLBench / PyRep / CoppeliaSim are missing (they are not on PyPI)."""
 
@@ -76,14 +82,14 @@ def task_names() -> list[str]:
 
 def check(settings: EnvSettings) -> None:
     if settings.fast_render or settings.camera is not None:
-        raise ValueError("RLBench uses its front camera: no camera / fast_render")
+        raise ValueError(_FRONT_CAMERA_ONLY)
     if not rlbench_installed():
         raise SimulatorNotInstalled(INSTALL_HELP)
 
 
 def make(task: str, settings: EnvSettings) -> RLBenchEnv:
     if settings.fast_render or settings.camera is not None:
-        raise ValueError("RLBench uses its front camera: no camera / fast_render")
+        raise ValueError(_FRONT_CAMERA_ONLY)
     return RLBenchEnv(task, settings)
 
 

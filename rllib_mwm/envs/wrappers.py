@@ -79,19 +79,30 @@ class EnvSettings:
     def _validate(self) -> None:
         size = tuple(self.size)
         if len(size) != 2 or not all(_is_int(s) and s > 0 for s in size):
-            raise ValueError(f"size must be (height, width) ints, got {self.size!r}")
+            raise ValueError(
+                "env_config size must be (height, width) positive ints, e.g. "
+                f"(64, 64); got {self.size!r}"
+            )
         object.__setattr__(self, "size", (int(size[0]), int(size[1])))
         for key in ("action_repeat", "time_limit"):
             value = getattr(self, key)
             if value is not None and not (_is_int(value) and value > 0):
-                raise ValueError(f"{key} must be a positive int, got {value!r}")
+                raise ValueError(
+                    f"env_config {key} must be a positive int, got {value!r}"
+                )
         if self.seed is not None and not (_is_int(self.seed) and self.seed >= 0):
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+            raise ValueError(
+                f"env_config seed must be a non-negative int, got {self.seed!r}"
+            )
         if not isinstance(self.fast_render, bool):
-            raise ValueError(f"fast_render must be a bool, got {self.fast_render!r}")
+            raise ValueError(
+                f"env_config fast_render must be a bool, got {self.fast_render!r}"
+            )
         camera = self.camera
         if camera is not None and not (isinstance(camera, str) or _is_int(camera)):
-            raise ValueError(f"camera must be a name or an id, got {camera!r}")
+            raise ValueError(
+                f"env_config camera must be a name or an id, got {camera!r}"
+            )
 
 
 def _is_int(value: Any) -> bool:
