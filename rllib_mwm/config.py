@@ -47,7 +47,13 @@ MWM_DEFAULTS: dict[str, Any] = {
     "eval_every": 10000,
     "eval_eps": 1,
     "log_every": 10000,
-    "replay": {"capacity": 2_000_000, "minlen": 50, "prioritize_ends": True},
+    # `directory`: where finished episodes are written (None: <trial dir>/replay).
+    "replay": {
+        "capacity": 2_000_000,
+        "minlen": 50,
+        "prioritize_ends": True,
+        "directory": None,
+    },
     "dataset": {"batch": 16, "length": 50},
     "mae_dataset": {"batch": 32, "length": 32},
     "precision": "auto",
@@ -466,6 +472,13 @@ class MWMConfig(AlgorithmConfig):
         for name in ("dataset", "mae_dataset"):
             for key in ("batch", "length"):
                 need(getattr(self, name)[key] >= 1, f"{name}.{key}", "must be >= 1")
+        need(self.replay["capacity"] >= 1, "replay.capacity", "must be >= 1")
+        directory = self.replay["directory"]
+        need(
+            directory is None or (isinstance(directory, str) and directory != ""),
+            "replay.directory",
+            "must be a path (str) or None (None: <trial dir>/replay)",
+        )
         minlen = self.replay["minlen"]
         need(
             1 <= minlen <= self.dataset["length"],

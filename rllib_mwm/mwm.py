@@ -36,6 +36,8 @@ neither prefills nor pretrains again.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from typing import Any
@@ -48,6 +50,12 @@ from rllib_mwm.config import MWMConfig
 from rllib_mwm.envs.registry import task_names
 from rllib_mwm.envs.wrappers import EnvSettings
 from rllib_mwm.replay import MWMReplayBuffer
+from rllib_mwm.replay_store import (
+    DiskFullError,
+    check_config_fits,
+    is_disk_full,
+    replay_directory,
+)
 from rllib_mwm.reporting import TensorBoardVideo, open_loop_grid
 
 #: Pretraining steps (one MAE update each) per `training_step` call.
@@ -71,6 +79,11 @@ class MWM(Algorithm):
         return MWMConfig(cls)
 
     def setup(self, config: MWMConfig) -> None:
+        # Before any env starts: does the replay fit in RAM and on disk?
+        directory = replay_directory(
+            config, getattr(self, "_storage", None), self._trial_dir()
+        )
+        check_config_fits(config, directory)
         super().setup(config)
         self.replay_buffer = MWMReplayBuffer(
             capacity=config.replay["capacity"],
@@ -78,7 +91,9 @@ class MWM(Algorithm):
             maxlen=config.dataset["length"],
             prioritize_ends=config.replay["prioritize_ends"],
             seed=config.seed,
+            directory=directory,
         )
+        self._last_checkpoint = None  # Tune's newest complete one (`save`).
         self.progress = {
             "phase": "prefill" if config.prefill > 0 else "pretrain",
             "agent_steps": 0,  # All sampled agent steps, prefill included.
@@ -376,6 +391,36 @@ class MWM(Algorithm):
             *super().get_checkpointable_components(),
             ("replay", self.replay_buffer),
         ]
+
+    def save(self, checkpoint_dir: str | None = None):
+        """Tune's checkpoint: `save_checkpoint` into a temporary directory, then a
+        copy into the trial directory. Out of disk, the half-written copy and the
+        temporary directory are removed and the error names the previous
+        checkpoint, which is intact (its episode files too: `MWMReplayBuffer`)."""
+        storage = getattr(self, "_storage", None)
+        # Tune's own temporary directory would stay behind on failure.
+        temporary = tempfile.mkdtemp() if storage and not checkpoint_dir else None
+        target = checkpoint_dir
+        try:
+            result = super().save(checkpoint_dir or temporary)
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            if storage is not None:  # The index it would have been written at.
+                target = storage.checkpoint_fs_path
+                if self._trial_dir() == storage.trial_fs_path:  # Local storage.
+                    shutil.rmtree(target, ignore_errors=True)
+            previous = self._last_checkpoint or "none (no checkpoint yet)"
+            raise DiskFullError(
+                f"checkpoint {target} not written: no space left on device; the "
+                f"previous checkpoint is intact: {previous}; free disk space, then "
+                "resume (rllib train ... --resume)"
+            ) from error
+        finally:
+            if temporary is not None:
+                shutil.rmtree(temporary, ignore_errors=True)
+        self._last_checkpoint = getattr(result.checkpoint, "path", None)
+        return result
 
     def cleanup(self) -> None:
         if self._video is not None:

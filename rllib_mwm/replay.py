@@ -24,15 +24,24 @@ the same `maxlen`-step windows as the world model's rows. Capacity is in steps,
 evicting whole episodes oldest first. Episode chunks from env runners are joined
 by episode id and stored when the episode ends, as the reference stores only
 finished episodes.
+
+With a `directory`, each stored episode is also written once as a compressed
+file there (`rllib_mwm.replay_store`) and a checkpoint lists the files instead
+of holding the arrays; without one, checkpoints hold the arrays. The file of an
+evicted episode is deleted once neither of the last two checkpoints written (or
+the one restored) lists it.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ray.rllib.utils.checkpoints import Checkpointable
+
+from rllib_mwm.replay_store import EpisodeStore, Record, find_episodes, read_episode
 
 Episode = dict[str, np.ndarray]
 KEYS = ("obs", "actions", "rewards", "is_first", "is_terminal", "success")
@@ -69,7 +78,8 @@ class MWMReplayBuffer(Checkpointable):
     """Finished episodes as compact arrays; FIFO by episode; uniform sampling.
 
     `maxlen` caps the window length (the world model's `dataset.length`); None
-    caps it at the length of the rows asked for.
+    caps it at the length of the rows asked for. `directory`: where episode files
+    go (module docstring); None keeps checkpoints self-contained.
     """
 
     def __init__(
@@ -79,6 +89,7 @@ class MWMReplayBuffer(Checkpointable):
         prioritize_ends: bool = True,
         seed: int | None = None,
         maxlen: int | None = None,
+        directory: str | Path | None = None,
     ):
         if minlen < 1 or (maxlen is not None and maxlen < minlen):
             raise ValueError(f"need 1 <= minlen <= maxlen, got {minlen}, {maxlen}")
@@ -95,6 +106,13 @@ class MWMReplayBuffer(Checkpointable):
         self.num_steps = 0
         self.num_steps_added = 0
         self.num_episodes_added = 0
+        self.store = None if directory is None else EpisodeStore(directory)
+        #: Episode key → its file (with a store).
+        self.records: dict[str, Record] = {}
+        #: Files listed by the last two checkpoints written or restored, and files
+        #: of evicted episodes that one of those still lists.
+        self._listed: deque[frozenset[str]] = deque(maxlen=2)
+        self._evicted: list[str] = []
 
     # --------------------------------------------------------------- adding
     def add(self, chunks) -> int:
@@ -128,13 +146,27 @@ class MWMReplayBuffer(Checkpointable):
         if length < self.minlen:
             return  # The reference skips episodes shorter than `minlen`.
         key = key or f"episode_{self.num_episodes_added}"
-        self.episodes[key] = {k: np.ascontiguousarray(episode[k]) for k in KEYS}
+        arrays = {k: np.ascontiguousarray(episode[k]) for k in KEYS}
+        if self.store is not None:  # First, so that a failed write changes nothing.
+            self.records[key] = self.store.write(arrays, self.num_episodes_added)
+        self.episodes[key] = arrays
         self.num_steps += length
         self.num_steps_added += length
         self.num_episodes_added += 1
         while self.num_steps > self.capacity and len(self.episodes) > 1:
-            _, old = self.episodes.popitem(last=False)
+            old_key, old = self.episodes.popitem(last=False)
             self.num_steps -= len(old["obs"])
+            if old_key in self.records:
+                self._evicted.append(self.records.pop(old_key)[0])
+        if self._evicted:
+            self._delete_unlisted()
+
+    def _delete_unlisted(self) -> None:
+        """Deletes the files of evicted episodes no kept checkpoint lists."""
+        listed = frozenset().union(*self._listed)
+        for name in [n for n in self._evicted if n not in listed]:
+            self.store.delete(name)
+        self._evicted = [n for n in self._evicted if n in listed]
 
     # -------------------------------------------------------------- sampling
     def sample(self, batch: int, length: int) -> dict[str, np.ndarray]:
@@ -202,23 +234,84 @@ class MWMReplayBuffer(Checkpointable):
 
     # ----------------------------------------------------------- checkpoints
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict:
-        """Stored episodes (not unfinished chunks: env runners restart episodes)."""
-        return {
-            "episodes": [(k, dict(e)) for k, e in self.episodes.items()],
+        """Stored episodes (not unfinished chunks: env runners restart episodes):
+        with a store the list of their files, else the arrays."""
+        state = {
             "num_steps_added": self.num_steps_added,
             "num_episodes_added": self.num_episodes_added,
             "rng": self.rng.bit_generator.state,
             "rest": dict(self._rest),
         }
+        if self.store is None:
+            state["episodes"] = [(k, dict(e)) for k, e in self.episodes.items()]
+        else:
+            state["directory"] = str(self.store.directory)
+            state["files"] = [(k, *self.records[k]) for k in self.episodes]
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.episodes = OrderedDict((k, dict(e)) for k, e in state["episodes"])
+        if "files" in state:
+            episodes = self._read_files(state)
+        else:
+            episodes = [(k, dict(e)) for k, e in state["episodes"]]
+        self.episodes = OrderedDict(episodes)
         self.num_steps = sum(len(e["obs"]) for e in self.episodes.values())
         self.num_steps_added = state["num_steps_added"]
         self.num_episodes_added = state["num_episodes_added"]
         self.rng.bit_generator.state = state["rng"]
         self._rest = dict(state.get("rest", {}))
         self._ongoing = {}
+        self._evicted = []
+        self._listed.clear()
+        if self.store is None:
+            self.records = {}
+            return
+        if "files" in state:
+            self.records = {k: tuple(r) for k, *r in state["files"]}
+        else:  # A checkpoint holding the arrays: write them once.
+            self.records = {
+                k: self.store.write(e, i) for i, (k, e) in enumerate(episodes)
+            }
+        self._listed.append(frozenset(r[0] for r in self.records.values()))
+
+    def _read_files(self, state: dict[str, Any]) -> list[tuple[str, Episode]]:
+        """The listed episodes from the checkpoint's directory, else from this
+        buffer's or `_restore_hint` (the run moved); copied into this store."""
+        records = [(name, steps, crc) for _, name, steps, crc in state["files"]]
+        candidates = [Path(state["directory"])]
+        for other in (self.store, self._restore_hint):
+            directory = getattr(other, "directory", other)
+            if directory is not None:
+                candidates.append(Path(directory))
+        source = find_episodes(candidates, records)
+        if self.store is not None and source != self.store.directory:
+            self.store.adopt(source, [r[0] for r in records])
+        return [
+            (key, read_episode(source, record))
+            for (key, *_), record in zip(state["files"], records, strict=True)
+        ]
+
+    _restore_hint: Path | None = None
+
+    def restore_from_path(self, path, *args, **kwargs) -> None:
+        """Also looks for the episode files in `<path>/../../replay`: a
+        checkpoint's replay component under a moved trial directory."""
+        self._restore_hint = Path(path).absolute().parent.parent / "replay"
+        try:
+            super().restore_from_path(path, *args, **kwargs)
+        finally:
+            self._restore_hint = None
+
+    def save_to_path(self, path=None, *, state=None, **kwargs) -> str:
+        """Writes the state (a list of files with a store); then deletes the
+        files of evicted episodes that neither this nor the previous checkpoint
+        lists."""
+        state = self.get_state() if state is None else state
+        path = super().save_to_path(path, state=state, **kwargs)
+        if self.store is not None:
+            self._listed.append(frozenset(f[1] for f in state["files"]))
+            self._delete_unlisted()
+        return path
 
     def get_ctor_args_and_kwargs(self):
         return (
@@ -228,5 +321,6 @@ class MWMReplayBuffer(Checkpointable):
                 "minlen": self.minlen,
                 "maxlen": self.maxlen,
                 "prioritize_ends": self.prioritize_ends,
+                "directory": None if self.store is None else str(self.store.directory),
             },
         )
