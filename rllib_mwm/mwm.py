@@ -400,17 +400,21 @@ class MWM(Algorithm):
         storage = getattr(self, "_storage", None)
         # Tune's own temporary directory would stay behind on failure.
         temporary = tempfile.mkdtemp() if storage and not checkpoint_dir else None
-        target = checkpoint_dir
+        index = storage.current_checkpoint_index if storage else None
+        target = checkpoint_dir or temporary
         try:
             result = super().save(checkpoint_dir or temporary)
         except OSError as error:
             if not is_disk_full(error):
                 raise
-            if storage is not None:  # The index it would have been written at.
+            previous = self._last_checkpoint
+            if storage is not None and storage.current_checkpoint_index != index:
+                # The copy into the trial directory had begun: remove it.
                 target = storage.checkpoint_fs_path
                 if self._trial_dir() == storage.trial_fs_path:  # Local storage.
                     shutil.rmtree(target, ignore_errors=True)
-            previous = self._last_checkpoint or "none (no checkpoint yet)"
+                    previous = previous or _newest_checkpoint(storage.trial_fs_path)
+            previous = previous or "the newest one in the trial directory"
             raise DiskFullError(
                 f"checkpoint {target} not written: no space left on device; the "
                 f"previous checkpoint is intact: {previous}; free disk space, then "
@@ -427,3 +431,11 @@ class MWM(Algorithm):
             self._video.close()
             self._video = None
         super().cleanup()
+
+
+def _newest_checkpoint(trial_dir: str) -> str | None:
+    """The newest complete-looking `checkpoint_*` of a trial directory."""
+    from pathlib import Path
+
+    done = [c for c in Path(trial_dir).glob("checkpoint_*") if (c / "replay").is_dir()]
+    return str(max(done)) if done else None

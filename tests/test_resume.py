@@ -39,9 +39,9 @@ class ReloadProbe(RLlibCallback):
     """Saves the algorithm right after it loaded a checkpoint (what it restored)."""
 
     def on_checkpoint_loaded(self, *, algorithm, **kwargs) -> None:
-        out = Path(os.environ[PROBE_ENV]) / f"restored_{time.time_ns()}"
-        algorithm.save_to_path(out.with_suffix(".partial"))
-        os.rename(out.with_suffix(".partial"), out)  # Whole, once it appears.
+        probe, stamp = Path(os.environ[PROBE_ENV]), time.time_ns()
+        algorithm.save_to_path(probe / f"partial_{stamp}")
+        os.rename(probe / f"partial_{stamp}", probe / f"restored_{stamp}")  # Whole.
 
 
 # --------------------------------------------------------------- comparison
@@ -139,6 +139,15 @@ def test_full_disk_checkpoint_keeps_the_previous_one_and_it_restores_exactly(
         written = sorted(p.name for p in Path(first).parent.glob("checkpoint_*"))
         assert written == [Path(first).name]  # The half-written one is gone.
         monkeypatch.undo()
+
+        def full_temporary_disk(checkpoint_dir):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(algo, "save_checkpoint", full_temporary_disk)
+        with pytest.raises(DiskFullError, match="previous checkpoint is intact"):
+            algo.save()  # Failed before the copy: nothing in the trial dir goes.
+        monkeypatch.undo()
+        assert sorted(Path(first).parent.glob("checkpoint_*")) == [Path(first)]
 
         algo.save_to_path(tmp_path / "before_restore")
         moved_on = checkpoint_contents(tmp_path / "before_restore")
