@@ -81,6 +81,15 @@ def decayed_parameters(module, nets, everything: bool) -> list:
     ]
 
 
+def _like(grad: Tensor, param: Tensor) -> Tensor:
+    """`grad` in `param`'s memory layout. Fused Adam walks gradient and parameter
+    memory in step, so e.g. the channels-last gradient that a conv on permuted
+    (N, H, W, C) frames gets would be applied to the wrong elements."""
+    if grad.stride() == param.stride():
+        return grad
+    return torch.empty_like(param).copy_(grad)
+
+
 class NonFiniteUpdateError(RuntimeError):
     """Too many consecutive updates had non-finite gradients, or the weights
     became non-finite; the message names the optimizer and the losses."""
@@ -326,7 +335,7 @@ class MWMTorchLearner(TorchLearner):
             grads = torch.autograd.grad(loss, params, allow_unused=True)
         with phase(f"{name}/optimizer"), torch.no_grad():
             grads = [
-                torch.zeros_like(p) if g is None else g
+                torch.zeros_like(p) if g is None else _like(g, p)
                 for p, g in zip(params, grads, strict=True)
             ]
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))

@@ -299,3 +299,22 @@ def test_a_nan_weight_stops_the_run_and_is_never_checkpointed():
         learner.update_world_model(batch)
     with pytest.raises(NonFiniteUpdateError, match=r"rssm\.img_out\.weight"):
         learner.get_state()
+
+
+def test_a_channels_last_gradient_steps_the_right_elements():
+    """The MAE's stem convs see (N, H, W, C) frames permuted to NCHW, so their
+    weight gradients come back channels-last; fused Adam walks parameter and
+    gradient memory in step, so `_step` must hand it the parameter's layout. The
+    first Adam step is −lr·g/(|g| + eps), element by element."""
+    learner = build_learner(tiny_config(mae_opt={"wd": 0.0}))
+    conv = learner.mwm_module.mae_encoder.stem.convs[0]
+    frames = torch.randn(2, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    loss = conv(frames.permute(0, 3, 1, 2)).square().mean()
+    (grad,) = torch.autograd.grad(loss, [conv.weight], retain_graph=True)
+    assert not grad.is_contiguous()  # The premise: a channels-last gradient.
+    settings = learner.config.mae_opt
+    assert grad.norm() < settings["clip"]  # No clipping.
+    before = conv.weight.detach().clone()
+    learner._step("mae", loss)
+    expected = -settings["lr"] * grad / (grad.abs() + settings["eps"])
+    torch.testing.assert_close(conv.weight.detach() - before, expected)
