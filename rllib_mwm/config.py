@@ -392,11 +392,14 @@ class MWMConfig(AlgorithmConfig):
                 "MWMConfig.evaluation_interval is not used by MWM: evaluation runs "
                 "every `eval_every` agent steps; set `eval_every` instead."
             )
-        if self.num_learners > 1:
-            raise ValueError(
-                "MWMConfig.num_learners must be 0 or 1 (one learner, on a GPU with "
-                "`num_gpus_per_learner=1`); MWM has no multi-learner updates."
-            )
+        for key in ("dataset", "mae_dataset"):
+            batch = getattr(self, key)["batch"]
+            if self.num_learners > 1 and batch % self.num_learners:
+                raise ValueError(
+                    f"MWMConfig.{key}.batch {batch} does not split over num_learners "
+                    f"{self.num_learners} (each learner trains on batch / "
+                    "num_learners sequences): make it a multiple of num_learners"
+                )
 
     def _validate_evaluation_settings(self):
         # MWM schedules evaluation by `eval_every` agent steps (MWM.step), not by

@@ -19,6 +19,10 @@ counts it, and `max_consecutive_skips` skips in a row stop the run with
 `NonFiniteUpdateError` naming the losses that were not finite. A learner whose
 weights are not finite refuses to hand out its state (checkpoints, weight syncs).
 Each update syncs with the host once, to log its metrics.
+
+With `num_learners` ≥ 2 each learner trains on its shard of the global batch and
+the gradients of every optimizer step are averaged across learners before the
+norm, clip and non-finite check (`rllib_mwm/data_parallel.py`).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ import math
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 
 from rllib_mwm import losses as L
+from rllib_mwm.data_parallel import ShardedRandom, all_reduce_mean, broadcast_
 from rllib_mwm.nets.mae import destandardize, standardize
 from rllib_mwm.nets.vit import TransformerStack, unpatchify
 from rllib_mwm.perf import phase, resolve_precision
@@ -101,6 +107,10 @@ class MWMTorchLearner(TorchLearner):
     def build(self) -> None:
         #: ids of the parameters that weight decay applies to (`decayed_parameters`).
         self.decayed = set()
+        #: This learner's shard of each global batch and the number of shards.
+        self.rank, self.world_size = 0, 1
+        if self.distributed and dist.is_initialized():
+            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         super().build()
         #: Counters and running statistics that checkpoints must keep.
         self.mwm_state = {
@@ -126,6 +136,12 @@ class MWMTorchLearner(TorchLearner):
         for net in self.mwm_module.modules():
             if isinstance(net, TransformerStack):
                 net.compile(dynamic=False)
+
+    def _make_modules_ddp_if_necessary(self) -> None:
+        """No DDP wrapper (its hooks never see `torch.autograd.grad`): the learners
+        start from rank 0's weights and `_step` all-reduces the gradients."""
+        if self.world_size > 1:
+            broadcast_(list(self.mwm_module.state_dict().values()))
 
     @property
     def mwm_module(self):
@@ -171,7 +187,7 @@ class MWMTorchLearner(TorchLearner):
         cfg, module = self.config, self.mwm_module
         batch = self._to_tensors(batch)
         seq_len = batch["obs"].shape[1] if batch["obs"].dim() == 5 else 1
-        with phase("mae/forward"), self._autocast():
+        with phase("mae/forward"), self._autocast(), self._global_batch_noise():
             images = standardize(batch["obs"].reshape(-1, *batch["obs"].shape[-3:]))
             rewards = L.transform_reward(batch["rewards"].reshape(-1), cfg.clip_rewards)
             losses, metrics = L.mae_loss(
@@ -204,7 +220,7 @@ class MWMTorchLearner(TorchLearner):
         discount = cfg.gamma * (1.0 - batch["is_terminal"].float())
         with phase("world_model/tokens"), torch.no_grad(), self._autocast():
             tokens = module.tokens(batch["obs"])  # (B, T, 1+L, D)
-        with phase("world_model/forward"), self._autocast():
+        with phase("world_model/forward"), self._autocast(), self._global_batch_noise():
             losses, metrics, post = L.world_model_loss(
                 module,
                 tokens,
@@ -225,7 +241,8 @@ class MWMTorchLearner(TorchLearner):
 
     def _train_actor_critic(self, start: dict[str, Tensor], start_discount: Tensor):
         cfg, module = self.config, self.mwm_module
-        with phase("actor_critic/imagine"), self._autocast():
+        noise = self._global_batch_noise()
+        with phase("actor_critic/imagine"), self._autocast(), noise:
             _, feat, actions, policy = L.imagine(
                 module.rssm, module.actor, start, cfg.imag_horizon
             )  # feat (N, H+1, F), policy on states 0..H−1
@@ -321,7 +338,8 @@ class MWMTorchLearner(TorchLearner):
         return total
 
     def _step(self, name: str, loss: Tensor, lr_scale: float = 1.0) -> dict:
-        """Gradients of `loss` over this optimizer's parameters only, then a step.
+        """Gradients of `loss` over this optimizer's parameters only (averaged over
+        the learners with one all-reduce), then a step.
 
         The global norm is taken of the raw gradients: a non-finite one skips the
         whole step (weight decay included) on the device, through fused Adam's
@@ -338,6 +356,9 @@ class MWMTorchLearner(TorchLearner):
                 torch.zeros_like(p) if g is None else _like(g, p)
                 for p, g in zip(params, grads, strict=True)
             ]
+            if self.world_size > 1:
+                # Before the norm: every learner clips, skips and steps alike.
+                grads = all_reduce_mean(grads)
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             found_inf = (~torch.isfinite(norm)).float()  # 1.0 skips the step.
             torch._foreach_mul_(grads, (settings["clip"] / (norm + 1e-6)).clamp(max=1))
@@ -364,8 +385,17 @@ class MWMTorchLearner(TorchLearner):
         momentum = settings["momentum"]
         if momentum < 1.0:
             mag = reward.detach().abs().mean().float()
+            if self.world_size > 1:
+                (mag,) = all_reduce_mean([mag])  # mean |r| of the global batch
             self._reward_mag = momentum * self._reward_mag + (1.0 - momentum) * mag
         return reward / (self._reward_mag + settings["eps"])
+
+    def _global_batch_noise(self):
+        """With learners on shards, their noise as one learner's on the global
+        batch (`ShardedRandom`)."""
+        if self.world_size == 1:
+            return contextlib.nullcontext()
+        return ShardedRandom(self.rank, self.world_size)
 
     def _actor_grad(self) -> str:
         grad = self.config.actor_grad

@@ -47,6 +47,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS
 
 from rllib_mwm.config import MWMConfig
+from rllib_mwm.data_parallel import on_shards
 from rllib_mwm.envs.registry import task_names
 from rllib_mwm.envs.wrappers import EnvSettings
 from rllib_mwm.replay import MWMReplayBuffer
@@ -265,12 +266,9 @@ class MWM(Algorithm):
         self.metrics.aggregate([r.get() for r in results], key=LEARNER_RESULTS)
 
     def _learn(self, update: str, batch: dict[str, np.ndarray]) -> None:
-        """`learner.<update>(batch)` on every learner (where the batch travels)."""
-        results = self.learner_group.foreach_learner(
-            lambda learner: getattr(learner, update)(batch)
-        )
-        for result in results:
-            result.get()  # Raises a remote learner's error here.
+        """`learner.<update>` on every learner, each on its shard of the global
+        batch (`on_shards`); a remote learner's error is raised here."""
+        on_shards(self.learner_group, update, batch)
 
     def _sync_weights(self) -> None:
         """Sends the learner's weights to the env runners (queued behind a fragment

@@ -134,8 +134,8 @@ def test_presets_key_in_a_config_dict():
 def test_validate_names_rllib_settings_mwm_does_not_use():
     with pytest.raises(ValueError, match="evaluation_interval is not used.*eval_every"):
         MWMConfig().evaluation(evaluation_interval=2).validate()
-    with pytest.raises(ValueError, match="num_learners must be 0 or 1"):
-        MWMConfig().learners(num_learners=2).validate()
+    with pytest.raises(ValueError, match="dataset.batch 16 does not split over"):
+        MWMConfig().learners(num_learners=3).validate()
 
 
 @pytest.mark.parametrize(
