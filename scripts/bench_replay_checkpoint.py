@@ -115,8 +115,15 @@ def checkpoint(replay, path: Path, store: Path | None) -> dict:
 
 
 def run(steps: int, mode: str, frames: np.ndarray, work: Path) -> dict:
-    from rllib_mwm.replay import MWMReplayBuffer
+    import psutil
 
+    from rllib_mwm.replay import MWMReplayBuffer
+    from rllib_mwm.replay_store import bytes_per_step, check_replay_fits
+
+    # Refuses (one line) rather than pushing the machine into its OOM killer.
+    margin = 2 * 10**9
+    available = psutil.virtual_memory().available - margin
+    check_replay_fits(steps + MORE, bytes_per_step(frames.shape[1:], 4), available)
     store = work / "replay" if mode == "store" else None
     kwargs = dict(capacity=10**8, minlen=50, maxlen=50, seed=0)
     if store is not None:
