@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS
+from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
 from rllib_mwm.config import MWMConfig
 from rllib_mwm.data_parallel import on_shards
@@ -70,6 +71,17 @@ def pretraining_plan(mae_pretrain: int, pretrain: int) -> list[bool]:
     one joint step, `mae_pretrain − pretrain` MAE-only steps, `pretrain` joint
     steps, as the released code orders them (docs/algorithm.md §6)."""
     return [True] + [False] * max(0, mae_pretrain - pretrain) + [True] * pretrain
+
+
+def _evaluation_episodes(n: int):
+    """An env-runner call: `n` fresh mode-policy episodes; returns the runner's
+    metrics (not the episodes: evaluation episodes are not stored)."""
+
+    def run(runner):
+        runner.sample(num_episodes=n, explore=False, force_reset=True)
+        return runner.get_metrics()
+
+    return run
 
 
 class MWM(Algorithm):
@@ -351,19 +363,85 @@ class MWM(Algorithm):
     # --------------------------------------------------------------- evaluation
     def step(self) -> dict[str, Any]:
         """RLlib's iteration, then an evaluation if `eval_every` agent steps passed
-        since the last one (the first comes right after pretraining)."""
+        since the last one (the first comes right after pretraining).
+
+        With `evaluation_parallel_to_training` and remote evaluation env runners,
+        a due evaluation is instead started before the iteration, with the weights
+        of that moment, and reported by the first iteration after it finished
+        (`evaluation/agent_steps` says which weights it evaluated).
+        """
+        p = self.progress
+        parallel = self._evaluates_in_parallel()
+        if parallel and self._evaluation_due():
+            self._start_evaluation()
         results = super().step()
-        p, cfg = self.progress, self.config
         results["phase"] = p["phase"]
-        due = p["last_eval"] is None or p["agent_steps"] - p["last_eval"] >= (
-            cfg.eval_every
-        )
-        if p["phase"] == "train" and cfg.eval_eps > 0 and due:
+        if parallel:
+            finished = self._finished_evaluation()
+            if finished is not None:
+                results["evaluation"] = finished
+        elif self._evaluation_due():
             p["last_eval"] = p["agent_steps"]
             results.update(self._run_one_evaluation(parallel_train_future=None))
             results["evaluation"]["agent_steps"] = p["agent_steps"]
             results["evaluation"]["env_frames"] = p["agent_steps"] * self.action_repeat
         return results
+
+    def _evaluation_due(self) -> bool:
+        p, cfg = self.progress, self.config
+        return (
+            p["phase"] == "train"
+            and cfg.eval_eps > 0
+            and getattr(self, "_eval_started_at", None) is None
+            and (
+                p["last_eval"] is None
+                or p["agent_steps"] - p["last_eval"] >= cfg.eval_every
+            )
+        )
+
+    def _evaluates_in_parallel(self) -> bool:
+        group = self.eval_env_runner_group
+        return bool(
+            self.config.evaluation_parallel_to_training
+            and group is not None
+            and group.num_healthy_remote_env_runners() > 0
+        )
+
+    def _start_evaluation(self) -> None:
+        """`eval_eps` mode-policy episodes split over the evaluation env runners,
+        requested asynchronously; the weights are read here, between updates."""
+        p, group = self.progress, self.eval_env_runner_group
+        p["last_eval"] = self._eval_started_at = p["agent_steps"]
+        group.sync_weights(
+            from_worker_or_learner_group=self.learner_group, inference_only=True
+        )
+        ids = group.healthy_env_runner_ids()
+        counts = [len(s) for s in np.array_split(range(self.config.eval_eps), len(ids))]
+        self._eval_results = []
+        group.foreach_env_runner_async(
+            [_evaluation_episodes(n) for n in counts if n],
+            tag="evaluation",
+            remote_worker_ids=[i for i, n in zip(ids, counts, strict=True) if n],
+        )
+
+    def _finished_evaluation(self) -> dict[str, Any] | None:
+        """The started evaluation's results once every runner has answered."""
+        if getattr(self, "_eval_started_at", None) is None:
+            return None
+        group = self.eval_env_runner_group
+        ready = group.fetch_ready_async_reqs(tags="evaluation", timeout_seconds=0)
+        self._eval_results.extend(result for _, result in ready)
+        if group.num_in_flight_async_reqs("evaluation") > 0:
+            return None
+        logger = MetricsLogger(root=True)
+        logger.aggregate(self._eval_results)
+        steps, self._eval_started_at = self._eval_started_at, None
+        return {
+            ENV_RUNNER_RESULTS: logger.peek(),
+            "agent_steps": steps,
+            "env_frames": steps * self.action_repeat,
+            "parallel_to_training": True,
+        }
 
     @classmethod
     def _should_create_evaluation_env_runners(cls, eval_config) -> bool:

@@ -182,3 +182,20 @@ def test_bad_mujoco_gl_fails_at_import_with_one_line():
         "rllib_mwm.errors.RenderingBackendError: MUJOCO_GL='opengl' is not a "
         "rendering backend"
     )
+
+
+def test_equal_reset_seeds_from_rllib_give_each_copy_its_own_episode(monkeypatch):
+    """RLlib resets runner 1's second env and runner 2's first with the same seed
+    (`seed + worker_index + sub-env index`); their episodes must still differ,
+    and a seed must still reproduce an env's episode."""
+    from ray.rllib.env.env_context import EnvContext
+
+    monkeypatch.setattr(registry, "_COPIES", registry.collections.Counter())
+    runner = [EnvContext({}, worker_index=i, num_workers=2) for i in (1, 2)]
+    second_of_1 = [create_from_context("dmc_reacher_easy", runner[0]) for _ in (0, 1)][
+        1
+    ]
+    first_of_2 = create_from_context("dmc_reacher_easy", runner[1])
+    a, b = second_of_1.reset(seed=2)[0], first_of_2.reset(seed=2)[0]
+    assert not np.array_equal(a, b)
+    assert np.array_equal(a, second_of_1.reset(seed=2)[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
+import numpy as np
 import pytest
 import ray
 
@@ -48,6 +49,7 @@ def progress_row(algo, result: dict) -> dict:
         "mae_updates": p["mae_updates"],
         "policy_lag": result.get("policy_lag"),
         "time_split": result.get("time_split", {}),
+        "evaluation": result.get("evaluation"),
     }
 
 
@@ -67,16 +69,17 @@ def run(config: MWMConfig, iterations: int, tmp_path, keep: bool = False):
     return rows
 
 
-ITERATIONS = 5  # prefill, pretrain, 3 training iterations of 3 fragments
+ITERATIONS = 6  # prefill, pretrain, 4 training iterations of 3 fragments
 
 
 @pytest.fixture(scope="module")
 def overlapped(ray_session, tmp_path_factory):
     """The overlapped run's rows and its algorithm (the last test kills its env
     runner)."""
-    rows, algo = run(
-        overlap_config(FRAGMENT), ITERATIONS, tmp_path_factory.mktemp("o"), keep=True
+    config = overlap_config(FRAGMENT, eval_eps=1, eval_every=2 * FRAGMENT).evaluation(
+        evaluation_num_env_runners=1, evaluation_parallel_to_training=True
     )
+    rows, algo = run(config, ITERATIONS, tmp_path_factory.mktemp("o"), keep=True)
     yield rows, algo
     algo.stop()
 
@@ -103,11 +106,34 @@ def test_overlap_keeps_the_update_schedule(sequential_and_overlapped):
 
 def test_policy_lag_is_reported_and_bounded(sequential_and_overlapped):
     sequential, overlapped = sequential_and_overlapped
-    assert [r["policy_lag"] for r in sequential if r["phase"] == "train"] == [0, 0, 0]
-    train = [r for r in overlapped if r["phase"] == "train"]
+    train = [r["policy_lag"] for r in sequential if r["phase"] == "train"]
+    assert train == [0] * (ITERATIONS - 2)
     # Per iteration, the largest lag: all fragments but the first after
     # pretraining start one fragment (of the one runner) behind the learner.
-    assert [r["policy_lag"] for r in train] == [FRAGMENT] * 3
+    train = [r["policy_lag"] for r in overlapped if r["phase"] == "train"]
+    assert train == [FRAGMENT] * (ITERATIONS - 2)
+
+
+def test_evaluation_runs_parallel_to_training(overlapped):
+    """The overlapped run evaluates on its evaluation env runner while it trains
+    (`evaluation_parallel_to_training`): a report comes some iterations after it
+    started and names the agent step whose weights it evaluated."""
+    rows, algo = overlapped
+    evaluations = [r["evaluation"] for r in rows if r["evaluation"]]
+    for _ in range(10):  # An evaluation episode spans a few training iterations.
+        if evaluations:
+            break
+        evaluation = algo.train().get("evaluation")
+        evaluations += [evaluation] if evaluation else []
+    assert evaluations
+    evaluation = evaluations[0]
+    assert evaluation["parallel_to_training"] is True
+    runners = evaluation["env_runners"]
+    assert runners["num_episodes"] == 1  # eval_eps, a whole episode
+    assert runners["episode_len_mean"] == 50  # debug preset: time_limit 50
+    assert np.isfinite(runners["episode_return_mean"])
+    assert 0.0 <= runners["success_rate"] <= 1.0
+    assert evaluation["agent_steps"] >= 60  # after prefill (60 steps), pretraining
 
 
 @pytest.mark.slow

@@ -99,7 +99,14 @@ def create_from_context(name: str, env_config: Mapping[str, Any]) -> gym.Env:
     vector = getattr(env_config, "vector_index", None)
     if worker is not None or vector is not None:
         config["seed"] = _copy_seed(name, config.get("seed"), worker or 0, vector or 0)
-    return make_env(name, **config)
+    env = make_env(name, **config)
+    if worker is not None or vector is not None:
+        # RLlib resets runner i's vectorized envs with `seed + i`, spread by
+        # gymnasium as `seed + i + j` over sub-env j: runner 1's second env and
+        # runner 2's first would replay the same episodes. Mixed with the copy's
+        # own seed, each env of each runner gets its own reproducible stream.
+        env.unwrapped.reset_seed_salt = config["seed"]
+    return env
 
 
 def _copy_seed(name: str, seed: int | None, worker: int, vector: int) -> int:

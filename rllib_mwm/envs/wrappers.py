@@ -162,10 +162,15 @@ class PixelEnv(gym.Env):
         self._steps: int | None = None  # None: reset() needed
         self._image: np.ndarray | None = None
         self._failed_first_steps = 0  # episodes in a row failing at their 1st step
+        # Mixed into reset seeds when set (RLlib's env copies: `create_from_context`).
+        self.reset_seed_salt: int | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode; a `seed` reseeds the simulator (gymnasium API). A
         simulator error is retried with a fresh seed (`RESET_ATTEMPTS` in all)."""
+        if seed is not None and self.reset_seed_salt is not None:
+            entropy = [int(seed), self.reset_seed_salt]
+            seed = int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
         super().reset(seed=seed)
         for attempt in range(RESET_ATTEMPTS):
             try:
