@@ -383,6 +383,13 @@ class MWMConfig(AlgorithmConfig):
         raise _unknown_key_error(key, {k for k in valid if not k.startswith("_")})
 
     def validate(self) -> None:
+        gpus = self.num_gpus_per_learner
+        if not isinstance(gpus, numbers.Real) or isinstance(gpus, bool):
+            raise ValueError(
+                f"MWMConfig.num_gpus_per_learner must be a number, got {gpus!r}; "
+                "`auto` is for tuned-example YAML and `rllib train` only (in Python: "
+                "1 if torch.cuda.is_available() else 0)"
+            )
         super().validate()
         self.validate_mwm()
         if is_task_name(self.env):

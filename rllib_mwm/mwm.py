@@ -347,10 +347,14 @@ class MWM(Algorithm):
         if length <= VIDEO_CONTEXT:
             return
         batch = self.replay_buffer.sample(VIDEO_SEQUENCES, length)
-        results = self.learner_group.foreach_learner(
-            lambda learner: learner.open_loop_video(batch, VIDEO_CONTEXT)
+        results = self.learner_group.foreach_learner(  # One learner is enough.
+            lambda learner: (
+                learner.open_loop_video(batch, VIDEO_CONTEXT)
+                if learner.rank == 0
+                else None
+            )
         )
-        truth, recon, pred, mse = next(iter(results)).get()
+        truth, recon, pred, mse = next(r.get() for r in results if r.get())
         self.metrics.log_value(("open_loop", "prediction_mse"), mse, window=1)
         if self._video is None:
             self._video = TensorBoardVideo(self.report_dir)

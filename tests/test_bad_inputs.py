@@ -188,6 +188,17 @@ def not_a_choice(tmp_path):
 
 
 @case
+def negative_policy_lag(tmp_path):
+    return message_of(ValueError, validated, max_policy_lag=-5)
+
+
+@case
+def gpu_auto_in_python(tmp_path):
+    c = MWMConfig().environment("metaworld_reach").learners(num_gpus_per_learner="auto")
+    return message_of(ValueError, c.validate)
+
+
+@case
 def evaluation_interval(tmp_path):
     c = MWMConfig().environment("metaworld_reach").evaluation(evaluation_interval=5)
     return message_of(ValueError, c.validate)
