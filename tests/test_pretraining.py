@@ -41,7 +41,12 @@ class Recorder:
         self.calls.append("reduce")
         return {}
 
-    # Learner group.
+    rank = 0  # The only learner.
+
+    # Learner group (a local learner: no remote ones).
+    def __len__(self) -> int:
+        return 0
+
     def foreach_learner(self, func):
         value = func(self)
         return [types.SimpleNamespace(get=lambda: value)]
@@ -55,7 +60,9 @@ def pretraining_algorithm(mae_pretrain: int, pretrain: int):
         mae_pretrain=mae_pretrain, pretrain=pretrain, dataset={"batch": 50}
     )
     algo.replay_buffer = algo.learner_group = Recorder()
-    algo.metrics = types.SimpleNamespace(aggregate=lambda results, key: None)
+    algo.metrics = types.SimpleNamespace(
+        aggregate=lambda results, key: None, log_value=lambda *args, **kwargs: None
+    )
     algo.progress = {"phase": "pretrain", "mae_pretrain_updates": 0}
     return algo
 
