@@ -44,9 +44,28 @@ def quiet_console() -> None:
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _StaleCheckpointFilter) for f in controller.filters):
+        controller.addFilter(_StaleCheckpointFilter())
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+
+
+class _StaleCheckpointFilter(logging.Filter):
+    """Hides Tune's "Error handling checkpoint … FileNotFoundError … checkpoint_*"
+    after `--resume`: the experiment state saved before a kill still listed a
+    checkpoint that `num_to_keep` had already deleted, and Tune fails to delete it
+    again. Nothing is lost (the run goes on from the newest checkpoint); it is a
+    warning-level event, shown with `--verbose`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(error, FileNotFoundError)
+            and "checkpoint_" in str(error)
+            and "Error handling checkpoint" in record.getMessage()
+        )
 
 
 def ray_init_kwargs(verbose: bool) -> dict[str, Any]:

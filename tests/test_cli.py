@@ -350,3 +350,32 @@ def test_a_failed_trial_shows_in_the_quiet_console(tmp_path):
     assert "1 trial(s), 1 failed" in summary
     assert any(re.search(r"\] failed: .+", line) for line in lines), out
     assert any(line.endswith("error.txt") for line in lines), out
+
+
+def test_quiet_console_hides_only_tunes_stale_checkpoint_error():
+    """After --resume, Tune may fail to delete a checkpoint it deleted before the
+    kill; that line is hidden in the quiet console, other errors are not."""
+    import logging
+
+    from rllib_mwm.console import _StaleCheckpointFilter
+
+    def record(error):
+        try:
+            raise error
+        except Exception:
+            exc_info = sys.exc_info()
+        return logging.LogRecord(
+            "ray.tune.execution.tune_controller",
+            logging.ERROR,
+            __file__,
+            1,
+            "Trial %s: Error handling checkpoint %s",
+            ("t", "c"),
+            exc_info,
+        )
+
+    stale = FileNotFoundError("Path not found: (fs, /x/trial/checkpoint_000000)")
+    keep = _StaleCheckpointFilter().filter
+    assert not keep(record(stale))
+    assert keep(record(FileNotFoundError("Path not found: /x/trial/result.json")))
+    assert keep(record(OSError("checkpoint_000001: no space left on device")))
