@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -47,17 +46,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 FRAMES_500K = 500_000
 ACTION_REPEAT = 2
 PAPER = {"dataset": (50, 50), "mae_dataset": (32, 32)}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def shape(text: str) -> tuple[int, int]:
@@ -251,6 +239,8 @@ def projection(runs: list[dict], gpu_tflops: float) -> dict:
 
 
 def main(argv=None) -> int:
+    from rllib_mwm import perf
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench_results/train.json")
     parser.add_argument("--env", default="metaworld_reach")
@@ -291,7 +281,7 @@ def main(argv=None) -> int:
             )
     result = {
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "machine": {"cpu": cpu_name(), "cpus": os.cpu_count()},
+        "machine": {"cpu": perf.cpu_name(), "cpus": os.cpu_count()},
         "env": args.env,
         "dataset": args.dataset,
         "mae_dataset": args.mae_dataset,

@@ -153,6 +153,7 @@ def test_time_split_names_where_the_driver_spends_its_time(
         assert split["learner_s"] > 0
 
 
+@pytest.mark.slow
 def test_killed_env_runner_is_restarted_and_the_run_goes_on(overlapped):
     """SIGKILL the env runner while a fragment is in flight (overlap): RLlib
     restarts it, MWM drops the episode it was sampling, the schedule stays exact.
