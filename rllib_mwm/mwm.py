@@ -120,6 +120,8 @@ class MWM(Algorithm):
         self._video = None
         self._in_flight = None  # Policy lag of the fragment being sampled, if any.
         self._stored_since_sync = 0  # Agent steps stored since the last weight sync.
+        self._eval_started_at = None  # Agent step of a parallel evaluation running.
+        self._eval_results = []  # Its runners' metrics so far.
         self.report_dir = self._trial_dir()  # Open-loop reports; may be moved.
         env = config.env if isinstance(config.env, str) else None
         ours = env in task_names()
@@ -173,8 +175,7 @@ class MWM(Algorithm):
         plan = pretraining_plan(cfg.mae_pretrain, cfg.pretrain)
         done = p["mae_pretrain_updates"]
         chunk = plan[done : done + PRETRAIN_CHUNK]
-        with self._timed("learner"):
-            self._update([(True, world_model) for world_model in chunk])
+        self._update([(True, world_model) for world_model in chunk])
         p["mae_pretrain_updates"] += len(chunk)
         if p["mae_pretrain_updates"] >= len(plan):
             p["phase"] = "train"
@@ -190,8 +191,7 @@ class MWM(Algorithm):
         if mae or world_model:
             # MAE first, as the reference's per-step order.
             steps = max(mae, world_model)
-            with self._timed("learner"):
-                self._update([(i < mae, i < world_model) for i in range(steps)])
+            self._update([(i < mae, i < world_model) for i in range(steps)])
             p["world_model_updates"] += world_model
             p["mae_updates"] += mae
             self._sync_weights()
@@ -267,14 +267,15 @@ class MWM(Algorithm):
         """Runs each (MAE?, world model?) step in order, sampling every batch right
         before its update, so that one batch at a time is held; then reports the
         mean learner metrics over the steps."""
-        for mae, world_model in steps:
-            if mae:
-                self._learn("update_mae", self._mae_batch())
-            if world_model:
-                self._learn("update_world_model", self._world_model_batch())
-        results = self.learner_group.foreach_learner(
-            lambda learner: learner.metrics.reduce()
-        )
+        with self._timed("learner"):
+            for mae, world_model in steps:
+                if mae:
+                    self._learn("update_mae", self._mae_batch())
+                if world_model:
+                    self._learn("update_world_model", self._world_model_batch())
+            results = self.learner_group.foreach_learner(
+                lambda learner: learner.metrics.reduce()
+            )
         self.metrics.aggregate([r.get() for r in results], key=LEARNER_RESULTS)
 
     def _learn(self, update: str, batch: dict[str, np.ndarray]) -> None:
@@ -354,7 +355,7 @@ class MWM(Algorithm):
                 else None
             )
         )
-        truth, recon, pred, mse = next(r.get() for r in results if r.get())
+        truth, recon, pred, mse = next(v for v in (r.get() for r in results) if v)
         self.metrics.log_value(("open_loop", "prediction_mse"), mse, window=1)
         if self._video is None:
             self._video = TensorBoardVideo(self.report_dir)
@@ -396,7 +397,7 @@ class MWM(Algorithm):
         return (
             p["phase"] == "train"
             and cfg.eval_eps > 0
-            and getattr(self, "_eval_started_at", None) is None
+            and self._eval_started_at is None
             and (
                 p["last_eval"] is None
                 or p["agent_steps"] - p["last_eval"] >= cfg.eval_every
@@ -430,7 +431,7 @@ class MWM(Algorithm):
 
     def _finished_evaluation(self) -> dict[str, Any] | None:
         """The started evaluation's results once every runner has answered."""
-        if getattr(self, "_eval_started_at", None) is None:
+        if self._eval_started_at is None:
             return None
         group = self.eval_env_runner_group
         ready = group.fetch_ready_async_reqs(tags="evaluation", timeout_seconds=0)
@@ -483,7 +484,7 @@ class MWM(Algorithm):
         index = storage.current_checkpoint_index if storage else None
         target = checkpoint_dir or temporary
         try:
-            result = super().save(checkpoint_dir or temporary)
+            result = super().save(target)
         except OSError as error:
             if not is_disk_full(error):
                 raise

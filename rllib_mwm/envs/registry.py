@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
-from rllib_mwm.envs.wrappers import CONFIG_KEYS, EnvSettings
+from rllib_mwm.envs.wrappers import CONFIG_KEYS, EnvSettings, seed_from
 
 SUITES = ("dmc", "metaworld", "rlbench")
 EXAMPLES = (
@@ -114,7 +113,7 @@ def _copy_seed(name: str, seed: int | None, worker: int, vector: int) -> int:
     copy = _COPIES[key]
     _COPIES[key] += 1
     entropy = [worker, vector, copy, int(seed is not None), int(seed or 0)]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+    return seed_from(entropy)
 
 
 def register_envs() -> list[str]:

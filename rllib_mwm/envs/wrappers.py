@@ -117,9 +117,15 @@ def is_sim_error(
     return isinstance(error, sim_errors) and not isinstance(error, PROGRAMMING_ERRORS)
 
 
+def seed_from(entropy=None) -> int:
+    """A non-negative 63-bit seed mixed from `entropy` (ints), or from OS entropy
+    when None."""
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+
 def fresh_seed() -> int:
     """A seed from OS entropy, for envs built without one."""
-    return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    return seed_from()
 
 
 class SimStep(NamedTuple):
@@ -169,8 +175,7 @@ class PixelEnv(gym.Env):
         """Start an episode; a `seed` reseeds the simulator (gymnasium API). A
         simulator error is retried with a fresh seed (`RESET_ATTEMPTS` in all)."""
         if seed is not None and self.reset_seed_salt is not None:
-            entropy = [int(seed), self.reset_seed_salt]
-            seed = int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+            seed = seed_from([int(seed), self.reset_seed_salt])
         super().reset(seed=seed)
         for attempt in range(RESET_ATTEMPTS):
             try:
