@@ -67,6 +67,17 @@ def log_episode_success(
     )
 
 
+def redirect_default_results(directory: str) -> str:
+    """Algorithms built outside Tune (`config.build_algo()`) make their log
+    directory (and MWM its episode files and open-loop reports) under Ray's
+    default storage path, `~/ray_results`; this puts them under `directory`
+    instead (tests, benchmarks). Returns `directory`."""
+    from ray.tune.trainable import trainable
+
+    trainable.DEFAULT_STORAGE_PATH = directory
+    return directory
+
+
 def open_loop_grid(truth: np.ndarray, recon: np.ndarray, pred: np.ndarray):
     """(N, T, H, W, 3) uint8 each → (T, 3·H, N·W, 3): rows truth/recon/prediction."""
     rows = [np.concatenate(list(x), axis=2) for x in (truth, recon, pred)]

@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,9 +116,12 @@ def run_child(args) -> dict:
 
     mode, runners = args.child.split(":")
     runners = int(runners)
+    from rllib_mwm.reporting import redirect_default_results
+
     rllib_mwm.init_ray(num_cpus=max(4, runners + 2), include_dashboard=False)
+    # Log directory, episode files and reports: a temporary directory.
+    scratch = redirect_default_results(tempfile.mkdtemp(prefix="bench_train_"))
     algo = bench_config(args, mode, runners).build_algo()
-    algo.report_dir = tempfile.mkdtemp(prefix="bench_train_")
     replay_seconds = [0.0]
     sample = algo.replay_buffer.sample
 
@@ -162,6 +166,7 @@ def run_child(args) -> dict:
     flops = count_update_flops(algo, args)
     algo.stop()
     ray.shutdown()
+    shutil.rmtree(scratch, ignore_errors=True)
     return {
         "mode": mode,
         "env_runners": runners,

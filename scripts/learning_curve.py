@@ -17,12 +17,14 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import rllib_mwm  # noqa: E402,F401  (process set-up before ray.rllib)
 from rllib_mwm.config import MWMConfig  # noqa: E402
+from rllib_mwm.reporting import redirect_default_results  # noqa: E402
 
 #: Learner metrics recorded beside each evaluation.
 DIAGNOSTICS = (
@@ -61,6 +63,9 @@ def main(argv=None) -> int:
 
     rllib_mwm.init_ray(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
     config = build(args)
+    # Not ~/ray_results: the run's events, episode files and open-loop GIFs.
+    logs = redirect_default_results(tempfile.mkdtemp(prefix="learning_curve_"))
+    print(f"learning_curve: TensorBoard events and open-loop GIFs under {logs}")
     algo = config.build_algo()
     start, rows, random_returns, random_success = time.time(), [], [], []
     try:
