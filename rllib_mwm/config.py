@@ -125,8 +125,8 @@ MWM_DEFAULTS: dict[str, Any] = {
     "reward_norm": {"momentum": 1.0, "eps": 1e-8},
 }
 
-#: The docs/algorithm.md §7 presets plus `debug`. A preset is a dict for
-#: `update_from_dict`; its `env_config` merges into the current one. Apply with
+#: The docs/algorithm.md §7 presets plus `cpu` and `debug`. A preset is a dict
+#: for `update_from_dict`; its `env_config` merges into the current one. Apply with
 #: `MWMConfig().preset(name)` or, in YAML/`update_from_dict`,
 #: `presets: [metaworld, debug]` (in order).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -154,6 +154,42 @@ PRESETS: dict[str, dict[str, Any]] = {
         "grad_heads": ["reward", "discount"],
         "wmkl": {"scale": 0.1},
         "wmkl_minloss": 0.1,
+    },
+    # Sized for a 2-core CPU (README "Learning on a 2-core CPU": not yet at its
+    # success targets). Apply after a suite preset. Still MWM: the MAE over conv
+    # features (patch 8, 75% masked, reward token) at 128 wide, the world model on
+    # its tokens, the RSSM at 200.
+    "cpu": {
+        "prefill": 1000,
+        "mae_pretrain": 500,
+        "train_every": 10,
+        "train_mae_every": 10,
+        "eval_every": 1000,
+        "log_every": 5000,
+        "replay": {"capacity": 200_000, "minlen": 16},
+        "dataset": {"batch": 16, "length": 16},
+        "mae_dataset": {"batch": 16, "length": 8},
+        "mae": {
+            "embed_dim": 128,
+            "depth": 2,
+            "decoder_embed_dim": 128,
+            "decoder_depth": 1,
+        },
+        "mae_opt": {"warmup": 500},
+        "wm_flat_vit": {
+            "embed_dim": 64,
+            "depth": 1,
+            "decoder_embed_dim": 64,
+            "decoder_depth": 1,
+        },
+        "rssm": {"deter": 200, "hidden": 200, "stoch": 16, "discrete": 16},
+        "reward_head": {"layers": 2, "units": 200},
+        "discount_head": {"layers": 2, "units": 200},
+        # An exploration floor: with few samples, the reference 0.1 lets the
+        # actor turn deterministic within ~100 updates (docs/curves/README.md).
+        "actor": {"layers": 2, "units": 200, "min_std": 0.3},
+        "critic": {"layers": 2, "units": 200},
+        "min_sample_timesteps_per_iteration": 500,
     },
     # Tiny widths, batches and schedule: tests and the quick start (minutes on CPU).
     "debug": {
@@ -324,7 +360,7 @@ class MWMConfig(AlgorithmConfig):
 
     def preset(self, *names: str) -> MWMConfig:
         """Applies presets in order (`PRESETS`: metaworld, dmc_vision, rlbench,
-        debug); later ones override earlier ones, as the original `--configs`."""
+        cpu, debug); later ones override earlier ones, as the original `--configs`."""
         for name in names:
             if name not in PRESETS:
                 raise _unknown_key_error(name, PRESETS, where="MWM", noun="preset")

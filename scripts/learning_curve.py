@@ -1,14 +1,18 @@
 """A wall-clock-limited MWM run that records its evaluation curve.
 
-    python scripts/learning_curve.py --env dmc_cartpole_balance --presets dmc_vision \
-        debug --config '{"dataset": {"batch": 8, "length": 32}}' --minutes 30 \
-        --out bench_results/curve_cartpole.json
+    python scripts/learning_curve.py --env metaworld_button_press --presets metaworld \
+        cpu --config '{"env_config": {"time_limit": 100, "fast_render": true}}' \
+        --minutes 30 --out bench_results/curve_button_press.json
+    python scripts/learning_curve.py --from-results <trial dir>/result.json \
+        --out bench_results/curve_cli.json    # the curve of an `rllib train` run
 
 Trains with `MWMConfig().preset(...)` plus `--config` overrides (JSON, any
 MWMConfig/RLlib key) for `--minutes`, then writes every evaluation (agent steps,
 env frames, return, success rate, wall time) to `--out` (JSON) and a PNG beside
 it. The first evaluation comes right after prefill + pretraining, the random
-prefill episodes give the random-policy return.
+prefill episodes give the random-policy return. `last3` holds the last 3
+evaluations and their mean: what we report (one lucky evaluation is not learning).
+Success rates are None for envs without a success signal (DMC).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -38,6 +43,90 @@ DIAGNOSTICS = (
 )
 
 
+def _success(runners: dict) -> float | None:
+    """`success_rate` where the env has a success signal, else None (DMC)."""
+    value = runners.get("success_rate")
+    return None if value is None else float(value)
+
+
+def random_row(result: dict) -> dict | None:
+    """The prefill episodes' return and success (uniform random actions)."""
+    runners = result.get("env_runners", {})
+    if "episode_return_mean" not in runners:
+        return None
+    return {
+        "return": float(runners["episode_return_mean"]),
+        "success_rate": _success(runners),
+    }
+
+
+def evaluation_row(result: dict, minutes: float) -> dict | None:
+    """One curve point from an iteration's result, None if it did not evaluate."""
+    evaluation = result.get("evaluation", {})
+    if "agent_steps" not in evaluation:
+        return None
+    runners = result.get("env_runners", {})
+    row = {
+        "agent_steps": int(evaluation["agent_steps"]),
+        "env_frames": int(evaluation["env_frames"]),
+        "return": float(evaluation["env_runners"]["episode_return_mean"]),
+        "success_rate": _success(evaluation["env_runners"]),
+        "minutes": round(minutes, 2),
+        "train_return": float(runners.get("episode_return_mean", float("nan"))),
+    }
+    learners = result.get("learners", {}).get("default_policy", {})
+    for key in DIAGNOSTICS:
+        if key in learners:
+            row[key] = round(float(learners[key]), 4)
+    return row
+
+
+def make_report(rows: list[dict], random_rows: list, **run) -> dict:
+    """The curve with the random-policy level and the mean of the last 3
+    evaluations (what we report: one lucky evaluation is not learning)."""
+    random_rows = [r for r in random_rows if r is not None]
+    last = rows[-3:]
+    successes = [r["success_rate"] for r in last if r["success_rate"] is not None]
+    return {
+        **run,
+        "random_policy_return": random_rows[-1]["return"] if random_rows else None,
+        "random_policy_success_rate": (
+            random_rows[-1]["success_rate"] if random_rows else None
+        ),
+        "last3": {
+            "return": [round(r["return"], 1) for r in last],
+            "success_rate": successes or None,
+            "mean_return": sum(r["return"] for r in last) / len(last) if last else None,
+            "mean_success_rate": (
+                sum(successes) / len(successes) if successes else None
+            ),
+        },
+        "evaluations": rows,
+    }
+
+
+def report_from_results(path: str) -> dict:
+    """The curve of a Tune trial (`rllib train file ...`), from its result.json."""
+    rows, random_rows = [], []
+    with open(path) as f:
+        for line in f:
+            result = json.loads(line)
+            if result.get("phase") != "train":
+                random_rows.append(random_row(result))
+            row = evaluation_row(result, result.get("time_total_s", 0.0) / 60)
+            if row is not None:
+                rows.append(row)
+    config = result.get("config", {})
+    return make_report(
+        rows,
+        random_rows,
+        env=config.get("env"),
+        seed=config.get("seed"),
+        results=os.path.abspath(path),
+        minutes=round(result.get("time_total_s", 0.0) / 60, 2),
+    )
+
+
 def build(args) -> MWMConfig:
     config = (
         MWMConfig()
@@ -58,58 +147,64 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--env-runners", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="learner torch threads (0: torch's default)",
+    )
     parser.add_argument("--out", default="bench_results/curve.json")
+    parser.add_argument(
+        "--from-results",
+        metavar="RESULT_JSON",
+        help="no training: the curve of a Tune trial's result.json (`rllib train`)",
+    )
     args = parser.parse_args(argv)
+    if args.from_results:
+        return write(report_from_results(args.from_results), args.out)
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rllib_mwm.init_ray(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False)
     config = build(args)
     # Not ~/ray_results: the run's events, episode files and open-loop GIFs.
     logs = redirect_default_results(tempfile.mkdtemp(prefix="learning_curve_"))
     print(f"learning_curve: TensorBoard events and open-loop GIFs under {logs}")
     algo = config.build_algo()
-    start, rows, random_returns, random_success = time.time(), [], [], []
+    start, rows, random_rows = time.time(), [], []
     try:
         while time.time() - start < args.minutes * 60:
             result = algo.train()
-            runners = result.get("env_runners", {})
-            if algo.progress["phase"] != "train" and "episode_return_mean" in runners:
-                random_returns.append(float(runners["episode_return_mean"]))
-                random_success.append(float(runners.get("success_rate", float("nan"))))
-            evaluation = result.get("evaluation", {})
-            if "agent_steps" not in evaluation:
-                continue  # No evaluation ran in this iteration.
-            row = {
-                "agent_steps": int(evaluation["agent_steps"]),
-                "env_frames": int(evaluation["env_frames"]),
-                "return": float(evaluation["env_runners"]["episode_return_mean"]),
-                "success_rate": float(
-                    evaluation["env_runners"].get("success_rate", float("nan"))
-                ),
-                "minutes": round((time.time() - start) / 60, 2),
-                "train_return": float(runners.get("episode_return_mean", float("nan"))),
-            }
-            learners = result.get("learners", {}).get("default_policy", {})
-            for key in DIAGNOSTICS:
-                if key in learners:
-                    row[key] = round(float(learners[key]), 4)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            if algo.progress["phase"] != "train":
+                random_rows.append(random_row(result))
+            row = evaluation_row(result, (time.time() - start) / 60)
+            if row is not None:
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     finally:
         algo.stop()
-    report = {
-        "env": args.env,
-        "presets": args.presets,
-        "config": json.loads(args.config),
-        "minutes": args.minutes,
-        "random_policy_return": random_returns[-1] if random_returns else None,
-        "random_policy_success_rate": random_success[-1] if random_success else None,
-        "evaluations": rows,
-    }
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
+    report = make_report(
+        rows,
+        random_rows,
+        env=args.env,
+        presets=args.presets,
+        config=json.loads(args.config),
+        minutes=args.minutes,
+        seed=args.seed,
+        threads=args.threads or None,
+        command=shlex.join(["python", *sys.argv]),
+    )
+    return write(report, args.out)
+
+
+def write(report: dict, out: str) -> int:
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out, "w") as f:
         json.dump(report, f, indent=1)
-    _plot(report, args.out.rsplit(".", 1)[0] + ".png")
-    print(f"wrote {args.out}")
+    _plot(report, out.rsplit(".", 1)[0] + ".png")
+    print(f"wrote {out}: last 3 evaluations {json.dumps(report['last3'])}")
     return 0
 
 
@@ -120,12 +215,17 @@ def _plot(report: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     rows = report["evaluations"]
+    frames = [r["env_frames"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["env_frames"] for r in rows], [r["return"] for r in rows], "o-")
+    ax.plot(frames, [r["return"] for r in rows], "o-", label="eval return")
     if report["random_policy_return"] is not None:
         ax.axhline(report["random_policy_return"], ls="--", c="gray", label="random")
-        ax.legend()
     ax.set(xlabel="env frames", ylabel="eval return", title=report["env"])
+    ax.legend(loc="upper left")
+    if rows and rows[-1]["success_rate"] is not None:
+        twin = ax.twinx()
+        twin.plot(frames, [r["success_rate"] for r in rows], "s:", c="C2")
+        twin.set(ylabel="eval success rate (green)", ylim=(-0.05, 1.05))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 

@@ -1,5 +1,6 @@
 """MWMConfig: reference defaults, merging, and one-line errors naming the field."""
 
+import numpy as np
 import pytest
 import torch
 from helpers import ACT_SPACE, OBS_SPACE, tiny_config
@@ -196,3 +197,31 @@ def test_rssm_feeds_img_in_straight_into_the_gru_by_default():
                 torch.nn.functional.elu(h) if act else h, state["deter"]
             )
             torch.testing.assert_close(model.img_step(state, action)["deter"], expected)
+
+
+def test_cpu_preset_keeps_mwm_and_trains_at_its_batch_shapes():
+    from helpers import build_learner, random_sequences
+
+    c = MWMConfig().preset("metaworld", "cpu")
+    # Still MWM: a masked ViT over conv features with the reward token, the
+    # paper's patch and mask ratio, and the world model's ViT on its tokens.
+    assert c.mae["early_conv"] and c.mae["reward_pred"] and c.mae["patch_size"] == 8
+    assert c.mask_ratio == 0.75 and c.mae["embed_dim"] >= 128
+    assert c.wm_flat_vit["depth"] >= 1 and c.rssm["deter"] >= 200
+    # Suite settings stay the suite preset's (the tuned examples set the episode).
+    assert c.env_config == {"time_limit": 250, "action_repeat": 2}
+    assert c.reward_norm["momentum"] == 0.99
+    assert c.train_every == c.train_mae_every <= 10
+    c.validate_mwm()
+    torch.manual_seed(0)
+    learner = build_learner(
+        c.environment(observation_space=OBS_SPACE, action_space=ACT_SPACE)
+    )
+    wm = learner.update_world_model(
+        random_sequences(c.dataset["batch"], c.dataset["length"])
+    )
+    mae = random_sequences(c.mae_dataset["batch"], c.mae_dataset["length"], seed=1)
+    mae = learner.update_mae({"obs": mae["obs"], "rewards": mae["rewards"]})
+    for results in (wm, mae):
+        losses = {k: float(v) for k, v in results.items() if k.endswith("loss")}
+        assert losses and all(np.isfinite(v) for v in losses.values()), losses

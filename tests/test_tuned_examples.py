@@ -31,6 +31,10 @@ METAWORLD_BUDGETS = {
 }
 
 
+#: Examples that train on the CPU on purpose (the tests', the `cpu` preset's).
+CPU_EXAMPLES = ("debug.yaml", "cpu.yaml")
+
+
 def load(file_name: str) -> dict:
     return yaml.safe_load((EXAMPLES / file_name).read_text())
 
@@ -97,6 +101,15 @@ def test_debug_example_is_tiny():
     assert config.env_config["fast_render"] is True
 
 
+def test_cpu_examples_use_the_cpu_preset_after_their_suite_preset():
+    for name, experiment in load("cpu.yaml").items():
+        assert experiment["config"]["presets"] == ["metaworld", "cpu"], name
+        assert experiment["config"]["env_config"] == {
+            "time_limit": 100,
+            "fast_render": True,
+        }
+
+
 def test_search_example_grid():
     (experiment,) = load("search_mask_ratio_kl.yaml").values()
     grids = {
@@ -115,7 +128,7 @@ def test_suite_examples_put_the_learner_on_the_gpu_and_debug_stays_on_the_cpu():
     for path in sorted(EXAMPLES.glob("*.yaml")):
         for name, experiment in load(path.name).items():
             gpus = experiment["config"].get("num_gpus_per_learner", 0)
-            if path.name == "debug.yaml":  # The tests' example: the CPU learner.
+            if path.name in CPU_EXAMPLES:  # The tests' and the CPU preset's.
                 assert gpus == 0, name
                 continue
             share = cluster.auto_share(gpus)

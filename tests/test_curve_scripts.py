@@ -1,0 +1,104 @@
+"""scripts/learning_curve.py (curve rows from results, the last-3 summary, the
+curve of an `rllib train` trial read back from its result.json) and
+scripts/random_baseline.py (random-policy return and success on the real envs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).parents[1] / "scripts"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def curve():
+    return load_script("learning_curve")
+
+
+def result(phase, steps, train_return, evaluation=None, success=None):
+    runners = {"episode_return_mean": train_return}
+    if success is not None:
+        runners["success_rate"] = success
+    out = {"phase": phase, "env_runners": runners, "time_total_s": 60.0 * steps / 100}
+    if evaluation is not None:
+        eval_runners = {"episode_return_mean": evaluation[0]}
+        if evaluation[1] is not None:
+            eval_runners["success_rate"] = evaluation[1]
+        out["evaluation"] = {
+            "agent_steps": steps,
+            "env_frames": 2 * steps,
+            "env_runners": eval_runners,
+        }
+    return out
+
+
+def write_results(path, rows, config):
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps({**row, "config": config}) + "\n")
+
+
+def test_metaworld_trial_curve_reports_the_last_three_evaluations(curve, tmp_path):
+    rows = [
+        result("prefill", 100, 5.0, success=0.0),
+        result("pretrain", 200, 7.0, success=0.25),  # the last random episodes
+        result("train", 300, 9.0, evaluation=(10.0, 0.0), success=0.0),
+        result("train", 400, 9.0),  # no evaluation this iteration
+        result("train", 500, 9.0, evaluation=(20.0, 0.2), success=0.1),
+        result("train", 600, 9.0, evaluation=(40.0, 0.6), success=0.1),
+        result("train", 700, 9.0, evaluation=(60.0, 1.0), success=0.1),
+    ]
+    path = tmp_path / "result.json"
+    write_results(path, rows, {"env": "metaworld_reach", "seed": 3})
+    report = curve.report_from_results(str(path))
+    assert [r["agent_steps"] for r in report["evaluations"]] == [300, 500, 600, 700]
+    assert report["random_policy_return"] == 7.0
+    assert report["random_policy_success_rate"] == 0.25
+    assert (report["env"], report["seed"]) == ("metaworld_reach", 3)
+    assert report["minutes"] == 7
+    last3 = report["last3"]
+    assert last3["success_rate"] == [0.2, 0.6, 1.0]
+    assert last3["mean_success_rate"] == pytest.approx(0.6)
+    assert last3["mean_return"] == pytest.approx(40.0)
+    assert curve.write(report, str(tmp_path / "curve.json")) == 0
+    assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_env_without_success_reports_none_not_zero(curve):
+    rows = [
+        curve.evaluation_row(result("train", 100 * i, 1.0, evaluation=(i, None)), i)
+        for i in (1, 2)
+    ]
+    random_rows = [curve.random_row(result("prefill", 50, 3.0))]
+    report = curve.make_report(rows, random_rows, env="dmc_finger_spin")
+    assert all(r["success_rate"] is None for r in rows)
+    assert report["random_policy_success_rate"] is None
+    assert report["last3"]["success_rate"] is None
+    assert report["last3"]["mean_return"] == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    "task, env_config, has_success",
+    [
+        ("metaworld_reach", {"time_limit": 5, "fast_render": True}, True),
+        ("dmc_cartpole_balance", {"time_limit": 5}, False),
+    ],
+)
+def test_random_baseline_plays_whole_episodes(task, env_config, has_success):
+    baseline = load_script("random_baseline")
+    row = baseline.random_episodes(task, 2, env_config, seed=0)
+    assert row["episodes"] == 2 and row["env_config"] == env_config
+    assert ("success_rate" in row) == has_success
+    assert row["return_std"] >= 0 and row["return_mean"] == row["return_mean"]  # no NaN
+    # Seeded: the same episodes again give the same returns.
+    assert baseline.random_episodes(task, 2, env_config, seed=0) == row
