@@ -81,6 +81,17 @@ def evaluation_row(result: dict, minutes: float) -> dict | None:
     return row
 
 
+def add_result(result: dict, minutes: float, rows: list, random_rows: list):
+    """Files one iteration's result: its random-policy level before training,
+    its evaluation (returned, None if it did not evaluate) as a curve point."""
+    if result.get("phase") != "train":
+        random_rows.append(random_row(result))
+    row = evaluation_row(result, minutes)
+    if row is not None:
+        rows.append(row)
+    return row
+
+
 def make_report(rows: list[dict], random_rows: list, **run) -> dict:
     """The curve with the random-policy level and the mean of the last 3
     evaluations (what we report: one lucky evaluation is not learning)."""
@@ -111,11 +122,7 @@ def report_from_results(path: str) -> dict:
     with open(path) as f:
         for line in f:
             result = json.loads(line)
-            if result.get("phase") != "train":
-                random_rows.append(random_row(result))
-            row = evaluation_row(result, result.get("time_total_s", 0.0) / 60)
-            if row is not None:
-                rows.append(row)
+            add_result(result, result.get("time_total_s", 0.0) / 60, rows, random_rows)
     config = result.get("config", {})
     return make_report(
         rows,
@@ -177,11 +184,8 @@ def main(argv=None) -> int:
     try:
         while time.time() - start < args.minutes * 60:
             result = algo.train()
-            if algo.progress["phase"] != "train":
-                random_rows.append(random_row(result))
-            row = evaluation_row(result, (time.time() - start) / 60)
+            row = add_result(result, (time.time() - start) / 60, rows, random_rows)
             if row is not None:
-                rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
         algo.stop()

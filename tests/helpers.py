@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 
@@ -10,6 +13,7 @@ from rllib_mwm.episodes import synthetic_batch
 
 OBS_SPACE = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
 ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 TINY = dict(
     mae=dict(embed_dim=64, depth=1, decoder_embed_dim=64, decoder_depth=1),
@@ -37,3 +41,11 @@ def build_learner(config: MWMConfig):
 
 def random_sequences(B: int, T: int, seed: int = 0) -> dict[str, np.ndarray]:
     return synthetic_batch(B, T, 4, np.random.default_rng(seed))
+
+
+def load_script(name: str):
+    """`scripts/<name>.py` as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,7 +1,6 @@
 """Speed plumbing: precision resolution, the allocator setting, bf16 and compiled
 updates on the CPU (the code paths a GPU learner uses, exercised where CI runs)."""
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import build_learner, random_sequences, tiny_config
+from helpers import build_learner, load_script, random_sequences, tiny_config
 
 from rllib_mwm import perf
 
@@ -132,11 +131,7 @@ def test_compiled_transformers_match_eager():
 
 def test_precision_parity_short_form_on_real_metaworld_batches():
     """`scripts/precision_parity.py` in short: debug widths, a few updates."""
-    spec = importlib.util.spec_from_file_location(
-        "precision_parity", Path(__file__).parents[1] / "scripts/precision_parity.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("precision_parity")
     result = script.parity(
         updates=6, widths="debug", batch=2, length=8, episodes=2, time_limit=30
     )
