@@ -92,3 +92,18 @@ def test_random_baseline_plays_whole_episodes(task, env_config, has_success):
     assert row["return_std"] >= 0 and row["return_mean"] == row["return_mean"]  # no NaN
     # Seeded: the same episodes again give the same returns.
     assert baseline.random_episodes(task, 2, env_config, seed=0) == row
+
+
+def test_scripted_policy_solves_what_random_actions_do_not():
+    """Meta-world's expert closes the faucet within 150 agent steps; random
+    actions do not (0 of 50 episodes, docs/curves/README.md)."""
+    baseline = load_script("random_baseline")
+    env_config = {"time_limit": 150, "fast_render": True}
+    task = "metaworld_faucet_close"
+    expert = baseline.random_episodes(task, 1, env_config, 0, "scripted")
+    assert expert["success_rate"] == 1.0 and 0 < expert["first_success_step"] < 150
+    rand = baseline.random_episodes(task, 1, env_config, 0)
+    assert rand["success_rate"] == 0.0 and rand["first_success_step"] is None
+    assert expert["return_mean"] > 2 * rand["return_mean"]
+    with pytest.raises(SystemExit, match="only Meta-world"):
+        baseline.random_episodes("dmc_cartpole_balance", 1, {}, 0, "scripted")

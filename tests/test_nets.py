@@ -31,6 +31,7 @@ from rllib_mwm.nets import (
     unshuffle,
 )
 from rllib_mwm.nets.mae import ConvStem, tf_same_pad
+from rllib_mwm.nets.vit import TransformerStack
 
 TINY_MAE = dict(
     embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16, decoder_depth=1
@@ -180,6 +181,21 @@ def test_cls_reordering_roundtrip():
     torch.testing.assert_close(last[:, -1], tokens[:, 0])
     torch.testing.assert_close(last[:, :-1], tokens[:, 1:])
     torch.testing.assert_close(move_cls_first(last), tokens)
+
+
+def test_attention_kernel_follows_the_device():
+    """The math attention path on CPU, fused SDPA elsewhere; both compute the same."""
+    stack = TransformerStack(dim=32, depth=2, num_heads=4).eval()
+    x = torch.randn(3, 17, 32)
+    assert [b.attn.fused_attn for b in stack.blocks] == [False, False]
+    math_out = stack(x)
+    for block in stack.blocks:
+        block.attn.fused_attn = True
+    torch.testing.assert_close(stack(x), math_out, rtol=1e-5, atol=1e-5)
+    stack.to("meta")  # any non-CPU device takes the fused kernel
+    assert [b.attn.fused_attn for b in stack.blocks] == [True, True]
+    stack.to_empty(device="cpu")
+    assert [b.attn.fused_attn for b in stack.blocks] == [False, False]
 
 
 # ----------------------------------------------------------------------- MAE

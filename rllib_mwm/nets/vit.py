@@ -123,6 +123,22 @@ class TransformerStack(nn.Module):
             ]
         )
         self.norm = norm(dim)
+        self._choose_attention_kernel()
+
+    def _choose_attention_kernel(self) -> None:
+        """Fused `scaled_dot_product_attention` on accelerators; on CPU the plain
+        softmax(QKᵀ)V path, which PyTorch's CPU flash kernel does not beat on our
+        17–66-token sequences (2 blocks forward + backward, 1 thread on a 2-core
+        EPYC: 4–6 % less time at the `cpu` preset's shapes)."""
+        fused = next(self.parameters()).device.type != "cpu"
+        for block in self.blocks:
+            block.attn.fused_attn = fused
+
+    def _apply(self, fn, recurse=True):
+        # `.to(device)` goes through here: pick the kernel for the new device.
+        super()._apply(fn, recurse)
+        self._choose_attention_kernel()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.blocks(x))  # (N, L, D)
