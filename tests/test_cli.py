@@ -206,6 +206,9 @@ def iterations(trial_dir: Path) -> list[int]:
     return [json.loads(line)["training_iteration"] for line in lines]
 
 
+# A kill loop of about 2 minutes: `slow`, so that the default run stays under
+# 10 minutes on the 2-core CI machine (it was at 649 s with it).
+@pytest.mark.slow
 def test_debug_tuned_example_runs_checkpoints_and_resumes(tmp_path):
     args = ["train", "file", str(DEBUG_YAML), "--storage-path", str(tmp_path)]
     stop = ["--stop", '{"training_iteration": 5}']
