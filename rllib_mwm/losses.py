@@ -112,6 +112,9 @@ def world_model_loss(
     losses["reward"] = reward_dist.loss(rewards).mean()
     metrics = {
         "world_model/kl": kl_value,
+        "world_model/feature_explained": feature_explained(
+            losses["feature"].detach(), tokens
+        ),
         "world_model/prior_entropy": _categorical_entropy(prior["logit"]),
         "world_model/post_entropy": _categorical_entropy(post["logit"]),
         "world_model/reward_pred_mean": reward_dist.mode().mean().detach(),
@@ -120,6 +123,16 @@ def world_model_loss(
         discount_dist = module.discount_head(head_input("discount"))
         losses["discount"] = discount_dist.loss(discount_target).mean()
     return losses, metrics, post
+
+
+def feature_explained(feature_loss: Tensor, tokens: Tensor) -> Tensor:
+    """1 − feature loss / the loss of predicting the batch's mean tokens: the
+    share of the tokens' variation over frames that the latent state explains.
+    About 0 (or below) means the decoder ignores the latent, whatever the KL.
+    tokens: (B, T, 1+L, D)."""
+    mean = tokens.mean(dim=(0, 1), keepdim=True)
+    mean_loss = (tokens - mean).square().sum(-1).mean()
+    return 1.0 - feature_loss / mean_loss.clamp_min(1e-8)
 
 
 def _categorical_entropy(logit: Tensor) -> Tensor:

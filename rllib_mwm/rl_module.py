@@ -25,7 +25,11 @@ from ray.rllib.core.rl_module.apis import InferenceOnlyAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from rllib_mwm.nets.heads import ActorHead, CriticHead, DiscountHead, RewardHead
-from rllib_mwm.nets.latent_vit import LatentViTDecoder, LatentViTEncoder
+from rllib_mwm.nets.latent_vit import (
+    LatentMLPDecoder,
+    LatentViTDecoder,
+    LatentViTEncoder,
+)
 from rllib_mwm.nets.mae import MAEConfig, MAEDecoder, MaskedViTEncoder, standardize
 from rllib_mwm.nets.rssm import RSSM, RSSMConfig
 
@@ -84,14 +88,19 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
             )
         )
         feat_dim = rssm["deter"] + rssm["stoch"] * rssm["discrete"]
-        self.latent_decoder = LatentViTDecoder(
-            feat_dim=feat_dim,
-            token_dim=token_dim,
-            dim=vit["decoder_embed_dim"],
-            depth=vit["decoder_depth"],
-            num_heads=vit["decoder_num_heads"],
-            grid=grid,
-        )
+        if vit["decoder"] == "mlp":
+            self.latent_decoder = LatentMLPDecoder(
+                feat_dim, token_dim, hidden=vit["decoder_embed_dim"], grid=grid
+            )
+        else:
+            self.latent_decoder = LatentViTDecoder(
+                feat_dim=feat_dim,
+                token_dim=token_dim,
+                dim=vit["decoder_embed_dim"],
+                depth=vit["decoder_depth"],
+                num_heads=vit["decoder_num_heads"],
+                grid=grid,
+            )
         self.reward_head = RewardHead(feat_dim, **cfg["reward_head"])
         self.discount_head = (
             DiscountHead(feat_dim, **cfg["discount_head"])

@@ -36,6 +36,7 @@ DIAGNOSTICS = (
     "world_model/reward_loss",
     "world_model/kl",
     "world_model/feature_loss",
+    "world_model/feature_explained",
     "mae/mae_pixel_loss",
     "actor/imag_reward_mean",
     "actor/entropy",
@@ -63,8 +64,8 @@ def random_row(result: dict) -> dict | None:
 def evaluation_row(result: dict, minutes: float) -> dict | None:
     """One curve point from an iteration's result, None if it did not evaluate."""
     evaluation = result.get("evaluation", {})
-    if "agent_steps" not in evaluation:
-        return None
+    if "agent_steps" not in evaluation or "env_runners" not in evaluation:
+        return None  # No evaluation this iteration, or one that timed out empty.
     runners = result.get("env_runners", {})
     row = {
         "agent_steps": int(evaluation["agent_steps"]),

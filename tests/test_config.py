@@ -68,6 +68,7 @@ def test_bad_keys_and_types_fail_at_once(kwargs, message):
         ({"grad_heads": ["reward", "discount"]}, "pred_discount is False"),
         ({"dataset": {"batch": 0}}, r"dataset.batch must be >= 1"),
         ({"imag_horizon": 1}, "imag_horizon must be >= 2"),
+        ({"wm_flat_vit": {"decoder": "conv"}}, r"wm_flat_vit.decoder must be 'vit'"),
         ({"pretrain": -1}, "pretrain must be >= 0"),
         ({"replay": {"minlen": 0}}, r"replay.minlen must be in \[1, dataset.length\]"),
         ({"replay": {"minlen": 51}}, r"replay.minlen must be in \[1, dataset.length\]"),
@@ -208,6 +209,7 @@ def test_cpu_preset_keeps_mwm_and_trains_at_its_batch_shapes():
     assert c.mae["early_conv"] and c.mae["reward_pred"] and c.mae["patch_size"] == 8
     assert c.mask_ratio == 0.75 and c.mae["embed_dim"] >= 128
     assert c.wm_flat_vit["depth"] >= 1 and c.rssm["deter"] >= 200
+    assert c.wm_flat_vit["decoder"] == "mlp"  # The tokens from feat directly.
     # Suite settings stay the suite preset's (the tuned examples set the episode).
     assert c.env_config == {"time_limit": 250, "action_repeat": 2}
     assert c.reward_norm["momentum"] == 0.99

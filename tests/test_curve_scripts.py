@@ -44,6 +44,8 @@ def test_metaworld_trial_curve_reports_the_last_three_evaluations(curve, tmp_pat
         result("pretrain", 200, 7.0, success=0.25),  # the last random episodes
         result("train", 300, 9.0, evaluation=(10.0, 0.0), success=0.0),
         result("train", 400, 9.0),  # no evaluation this iteration
+        # An evaluation that timed out empty: RLlib reports the step counts only.
+        {**result("train", 450, 9.0), "evaluation": {"agent_steps": 450}},
         result("train", 500, 9.0, evaluation=(20.0, 0.2), success=0.1),
         result("train", 600, 9.0, evaluation=(40.0, 0.6), success=0.1),
         result("train", 700, 9.0, evaluation=(60.0, 1.0), success=0.1),

@@ -67,6 +67,18 @@ def test_world_model_loss_gives_mae_no_gradient(learner):
     assert all(g is None for g in torch.autograd.grad(total, mae, allow_unused=True))
 
 
+def test_feature_explained_is_zero_for_the_mean_and_one_for_the_truth():
+    tokens = torch.randn(3, 4, 5, 6)
+    mean = tokens.mean((0, 1), keepdim=True)
+    loss = lambda pred: (pred - tokens).square().sum(-1).mean()  # noqa: E731
+    assert float(L.feature_explained(loss(tokens), tokens)) == pytest.approx(1.0)
+    zero = L.feature_explained(loss(mean.expand_as(tokens)), tokens)
+    assert float(zero) == pytest.approx(0.0, abs=1e-6)
+    # Halfway between the mean and the truth explains 3/4 of the variance.
+    half = L.feature_explained(loss((mean + tokens) / 2), tokens)
+    assert float(half) == pytest.approx(0.75, abs=1e-5)
+
+
 def test_actor_critic_step_leaves_world_model_and_mae_untouched(learner):
     module = learner.mwm_module
     wm_names = OPTIMIZERS["world_model"][1] + OPTIMIZERS["mae"][1]

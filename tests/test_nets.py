@@ -9,6 +9,7 @@ from rllib_mwm.nets import (
     RSSM,
     ActorHead,
     CriticHead,
+    LatentMLPDecoder,
     LatentViTDecoder,
     LatentViTEncoder,
     LayerNormGRUCell,
@@ -301,6 +302,30 @@ def test_latent_decoder_cls_first():
     flat = tokens.reshape(6, 5, 12)
     torch.testing.assert_close(flat[:, 0], head_out[:, -1])
     torch.testing.assert_close(flat[:, 1:], head_out[:, :-1])
+
+
+def test_mlp_decoder_reads_feat_at_every_token_and_fits_it():
+    torch.manual_seed(0)
+    dec = LatentMLPDecoder(feat_dim=16, token_dim=8, hidden=64, grid=2)
+    feat = torch.randn(2, 3, 16, requires_grad=True)
+    tokens = dec(feat)
+    assert tokens.shape == (2, 3, 5, 8)
+    # Every token (CLS and patches) depends on feat.
+    for i in range(5):
+        (grad,) = torch.autograd.grad(tokens[..., i, :].sum(), feat, retain_graph=True)
+        assert grad.abs().sum() > 0, i
+    # Tokens that are a fixed map of feat plus a large constant: the decoder fits
+    # both, well below the loss of predicting their mean.
+    feat = torch.randn(512, 16)
+    target = (feat @ torch.randn(16, 40)).reshape(512, 5, 8) + 3.0
+    mean_loss = (target - target.mean(0)).square().sum(-1).mean()
+    opt = torch.optim.Adam(dec.parameters(), lr=1e-3)
+    for _ in range(300):
+        loss = (dec(feat) - target).square().sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss < 0.2 * mean_loss, (float(loss), float(mean_loss))
 
 
 # ---------------------------------------------------------------------- RSSM

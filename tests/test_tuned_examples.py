@@ -104,7 +104,7 @@ def test_debug_example_is_tiny():
 def test_cpu_examples_use_the_cpu_preset_after_their_suite_preset():
     for name, experiment in load("cpu.yaml").items():
         assert experiment["config"]["presets"] == ["metaworld", "cpu"], name
-        # Long enough for Meta-world's scripted door_close expert (success at
+        # Long enough for Meta-world's scripted experts (door_close: success at
         # agent step 82 on average, docs/curves/scripted_metaworld_150steps.json).
         assert experiment["config"]["env_config"] == {
             "time_limit": 150,

@@ -17,7 +17,11 @@ from rllib_mwm.nets.heads import (
     DiscountHead,
     RewardHead,
 )
-from rllib_mwm.nets.latent_vit import LatentViTDecoder, LatentViTEncoder
+from rllib_mwm.nets.latent_vit import (
+    LatentMLPDecoder,
+    LatentViTDecoder,
+    LatentViTEncoder,
+)
 from rllib_mwm.nets.mae import (
     MAEConfig,
     MAEDecoder,
@@ -46,6 +50,7 @@ __all__ = [
     "Bernoulli",
     "CriticHead",
     "DiscountHead",
+    "LatentMLPDecoder",
     "LatentViTDecoder",
     "LatentViTEncoder",
     "LayerNormGRUCell",

@@ -1,7 +1,8 @@
 """ViTs between MAE tokens and RSSM inputs/outputs (docs/algorithm.md §3).
 
 `LatentViTEncoder` pools the frozen MAE tokens into the RSSM ``embed``;
-`LatentViTDecoder` predicts the MAE tokens back from ``feat``. Both own the CLS
+`LatentViTDecoder` predicts the MAE tokens back from ``feat`` (`LatentMLPDecoder`
+does the same with one hidden layer: the `cpu` preset's decoder). Both own the CLS
 reordering (via `move_cls_last` / `move_cls_first`): the MAE puts CLS first, the
 latent ViTs give it the extra (grid, grid) position at the end.
 """
@@ -83,3 +84,33 @@ class LatentViTDecoder(nn.Module):
         tokens = self.head(self.transformer(x)[:, 1:])  # (N, L+1, token_dim) CLS last
         tokens = move_cls_first(tokens)  # (N, 1+L, token_dim)
         return tokens.reshape(*lead, *tokens.shape[1:])
+
+
+class LatentMLPDecoder(nn.Module):
+    """feat (..., feat_dim) -> predicted MAE tokens (..., 1+L, token_dim) CLS first,
+    through one ELU hidden layer (`wm_flat_vit.decoder: mlp`).
+
+    Every predicted token reads ``feat`` directly. On 3000 frames of random
+    handle_press_side play, a one-block ViT decoder of width 64 ignored ``feat``
+    after 250 updates (the feature loss did not change when the embeds were
+    shuffled, even with ``feat`` added to every token) and still predicted the
+    mean frame after 550; this decoder used it within 100 updates (README
+    "Learning on a 2-core CPU").
+    """
+
+    def __init__(
+        self,
+        feat_dim: int = 2048,
+        token_dim: int = 256,
+        hidden: int = 256,
+        grid: int = 8,
+    ):
+        super().__init__()
+        self.num_tokens = grid * grid + 1
+        self.hidden = nn.Linear(feat_dim, hidden)
+        self.out = nn.Linear(hidden, self.num_tokens * token_dim)
+        self.apply(init_vit_weights)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        tokens = self.out(nn.functional.elu(self.hidden(feat)))  # (..., (L+1)·D)
+        return tokens.unflatten(-1, (self.num_tokens, -1))  # (..., 1+L, D) CLS first
