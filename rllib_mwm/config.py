@@ -255,9 +255,11 @@ MODEL_KEYS = (
     "eval_state_mean",
 )
 
+#: Keys with a fixed set of values; a dotted name is a key of a nested dict.
 _CHOICES = {
     "precision": ("auto", "fp32", "bf16"),
     "actor_grad": ("auto", "dynamics", "reinforce"),
+    "wm_flat_vit.decoder": ("vit", "mlp"),
 }
 _RLLIB_TRAINING_KEYS = set(inspect.signature(AlgorithmConfig.training).parameters)
 #: AlgorithmConfig methods that set keys, searched for a misplaced training() key.
@@ -488,10 +490,13 @@ class MWMConfig(AlgorithmConfig):
                     raise ValueError(f"MWMConfig.{name} lacks keys {sorted(missing)}.")
             merge_mwm_value(name, default, value)  # Raises on unknown keys/types.
         for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
+            attr, *keys = name.split(".")
+            value = getattr(self, attr)
+            for key in keys:
+                value = value[key]
+            if value not in choices:
                 raise ValueError(
-                    f"MWMConfig.{name} must be one of {choices}, "
-                    f"got {getattr(self, name)!r}."
+                    f"MWMConfig.{name} must be one of {choices}, got {value!r}."
                 )
         self._validate_values()
 
@@ -501,11 +506,6 @@ class MWMConfig(AlgorithmConfig):
                 raise ValueError(f"MWMConfig.{field} {what}.")
 
         need(0.0 <= self.mask_ratio < 1.0, "mask_ratio", "must be in [0, 1)")
-        need(
-            self.wm_flat_vit["decoder"] in ("vit", "mlp"),
-            "wm_flat_vit.decoder",
-            f"must be 'vit' or 'mlp', got {self.wm_flat_vit['decoder']!r}",
-        )
         need(self.max_consecutive_skips >= 1, "max_consecutive_skips", "must be >= 1")
         need(0.0 <= self.wmkl_balance <= 1.0, "wmkl_balance", "must be in [0, 1]")
         need(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")

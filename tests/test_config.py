@@ -68,7 +68,10 @@ def test_bad_keys_and_types_fail_at_once(kwargs, message):
         ({"grad_heads": ["reward", "discount"]}, "pred_discount is False"),
         ({"dataset": {"batch": 0}}, r"dataset.batch must be >= 1"),
         ({"imag_horizon": 1}, "imag_horizon must be >= 2"),
-        ({"wm_flat_vit": {"decoder": "conv"}}, r"wm_flat_vit.decoder must be 'vit'"),
+        (
+            {"wm_flat_vit": {"decoder": "conv"}},
+            r"wm_flat_vit.decoder must be one of \('vit', 'mlp'\), got 'conv'",
+        ),
         ({"pretrain": -1}, "pretrain must be >= 0"),
         ({"replay": {"minlen": 0}}, r"replay.minlen must be in \[1, dataset.length\]"),
         ({"replay": {"minlen": 51}}, r"replay.minlen must be in \[1, dataset.length\]"),
