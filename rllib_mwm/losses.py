@@ -92,6 +92,8 @@ def world_model_loss(
     (docs/algorithm.md §3)."""
     tokens = tokens.detach()  # The MAE is trained by its own loss only.
     B, T = tokens.shape[:2]
+    if hasattr(module.latent_decoder, "track_mean"):  # The MLP decoder's offset.
+        module.latent_decoder.track_mean(tokens)
     embed = module.latent_encoder(tokens.flatten(0, 1)).unflatten(0, (B, T))
     post, prior = module.rssm.observe(embed, actions, is_first)
     feat = module.rssm.feat(post)  # (B, T, F)

@@ -328,6 +328,25 @@ def test_mlp_decoder_reads_feat_at_every_token_and_fits_it():
     assert loss < 0.2 * mean_loss, (float(loss), float(mean_loss))
 
 
+def test_mlp_decoder_starts_at_the_tracked_mean_tokens():
+    torch.manual_seed(0)
+    dec = LatentMLPDecoder(feat_dim=16, token_dim=8, hidden=64, grid=2)
+    feat = torch.randn(256, 16)
+    target = (feat @ torch.randn(16, 40)).reshape(256, 5, 8) + 30.0
+    mean_loss = (target - target.mean(0)).square().sum(-1).mean()
+    untracked = (dec(feat) - target).square().sum(-1).mean()
+    assert untracked > 50 * mean_loss  # The offset of 30 dominates.
+    dec.track_mean(target.unflatten(0, (16, 16)))  # (B, T, 1+L, D) like the loss
+    torch.testing.assert_close(dec.token_mean, target.mean(0))  # The first sets it.
+    with torch.no_grad():
+        tracked = (dec(feat) - target).square().sum(-1).mean()
+    assert tracked < 1.2 * mean_loss, (float(tracked), float(mean_loss))
+    # Later batches move it by 1 − momentum, and it is saved with the weights.
+    dec.track_mean(torch.zeros(4, 5, 8))
+    torch.testing.assert_close(dec.token_mean, 0.99 * target.mean(0))
+    assert {"token_mean", "mean_updates"} <= set(dec.state_dict())
+
+
 # ---------------------------------------------------------------------- RSSM
 def _random_state(rssm, batch):
     cfg = rssm.cfg

@@ -104,13 +104,30 @@ class LatentMLPDecoder(nn.Module):
         token_dim: int = 256,
         hidden: int = 256,
         grid: int = 8,
+        mean_momentum: float = 0.99,
     ):
         super().__init__()
         self.num_tokens = grid * grid + 1
         self.hidden = nn.Linear(feat_dim, hidden)
         self.out = nn.Linear(hidden, self.num_tokens * token_dim)
         self.apply(init_vit_weights)
+        # The network predicts the tokens' offset from their running mean. Adam
+        # moves an output bias by about lr per update, so learning the mean frame
+        # itself took the preset hundreds of updates while the MAE kept moving it.
+        self.mean_momentum = mean_momentum
+        self.register_buffer("token_mean", torch.zeros(self.num_tokens, token_dim))
+        self.register_buffer("mean_updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def track_mean(self, tokens: torch.Tensor) -> None:
+        """Moves the running mean towards the batch's mean tokens (..., 1+L, D);
+        the first batch sets it."""
+        batch_mean = tokens.reshape(-1, *self.token_mean.shape).float().mean(0)
+        keep = self.mean_momentum if self.mean_updates > 0 else 0.0
+        self.token_mean.mul_(keep).add_(batch_mean, alpha=1.0 - keep)
+        self.mean_updates += 1
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         tokens = self.out(nn.functional.elu(self.hidden(feat)))  # (..., (L+1)·D)
-        return tokens.unflatten(-1, (self.num_tokens, -1))  # (..., 1+L, D) CLS first
+        tokens = tokens.unflatten(-1, (self.num_tokens, -1))  # (..., 1+L, D) CLS 1st
+        return tokens + self.token_mean.to(tokens.dtype)
