@@ -121,10 +121,11 @@ class LatentMLPDecoder(nn.Module):
     @torch.no_grad()
     def track_mean(self, tokens: torch.Tensor) -> None:
         """Moves the running mean towards the batch's mean tokens (..., 1+L, D);
-        the first batch sets it."""
+        the first batch sets it. No host sync: the first-batch test stays on the
+        device, as the learner's reward scale does."""
         batch_mean = tokens.reshape(-1, *self.token_mean.shape).float().mean(0)
-        keep = self.mean_momentum if self.mean_updates > 0 else 0.0
-        self.token_mean.mul_(keep).add_(batch_mean, alpha=1.0 - keep)
+        keep = self.mean_momentum * (self.mean_updates > 0).float()  # 0-dim tensor
+        self.token_mean.mul_(keep).add_(batch_mean * (1.0 - keep))
         self.mean_updates += 1
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
