@@ -12,7 +12,10 @@ env frames, return, success rate, wall time) to `--out` (JSON) and a PNG beside
 it. The first evaluation comes right after prefill + pretraining, the random
 prefill episodes give the random-policy return. `last3` holds the last 3
 evaluations and their mean: what we report (one lucky evaluation is not learning).
-Success rates are None for envs without a success signal (DMC).
+Success rates are None for envs without a success signal (DMC). For Meta-world
+tasks the report also holds the paper's released MWM curve on the same task
+(`paper_mwm`: mean success over its 5 seeds at 10K, 30K, ... frames, up to ours,
+drawn on the PNG): the per-frame yardstick for a run that sees ~15K frames.
 """
 
 from __future__ import annotations
@@ -27,8 +30,12 @@ import time
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+import numpy as np  # noqa: E402
+
 import rllib_mwm  # noqa: E402,F401  (process set-up before ray.rllib)
+from rllib_mwm import plot  # noqa: E402
 from rllib_mwm.config import MWMConfig  # noqa: E402
+from rllib_mwm.report import find_reference  # noqa: E402
 from rllib_mwm.reporting import redirect_default_results  # noqa: E402
 
 #: Learner metrics recorded beside each evaluation.
@@ -167,9 +174,15 @@ def main(argv=None) -> int:
         metavar="RESULT_JSON",
         help="no training: the curve of a Tune trial's result.json (`rllib train`)",
     )
+    parser.add_argument(
+        "--reference",
+        help="the paper's released scores (default: ../shared/reference/"
+        "mwm_paper_metaworld_scores.json where it exists)",
+    )
     args = parser.parse_args(argv)
     if args.from_results:
-        return write(report_from_results(args.from_results), args.out)
+        report = report_from_results(args.from_results)
+        return write(add_paper_curve(report, args.reference), args.out)
 
     if args.threads:
         import torch
@@ -201,7 +214,7 @@ def main(argv=None) -> int:
         threads=args.threads or None,
         command=shlex.join(["python", *sys.argv]),
     )
-    return write(report, args.out)
+    return write(add_paper_curve(report, args.reference), args.out)
 
 
 def write(report: dict, out: str) -> int:
@@ -211,6 +224,43 @@ def write(report: dict, out: str) -> int:
     _plot(report, out.rsplit(".", 1)[0] + ".png")
     print(f"wrote {out}: last 3 evaluations {json.dumps(report['last3'])}")
     return 0
+
+
+def paper_curve(reference: str | None, task: str, frames: float) -> dict | None:
+    """The paper's released MWM runs on `task` (docs: MWM_SPEC §8): mean success
+    over its seeds at each of its evaluations, up to the first one at or past
+    `frames`, and interpolated at `frames`. None where the reference holds no
+    such task (DMC) or, with `reference` None, where the default file is absent.
+    """
+    path = find_reference(reference)
+    if reference is None and not path.is_file():
+        return None
+    runs = [r for r in plot.read_reference(path, {task}) if r.method == "mwm (paper)"]
+    if not runs:
+        return None
+    curve = plot.aggregate(runs)
+    keep = int(np.searchsorted(curve.frames, frames)) + 1
+    at = float(np.interp(frames, curve.frames, curve.mean))
+    return {
+        "reference": str(path),
+        "seeds": curve.num_runs,
+        "frames": curve.frames[:keep].astype(int).tolist(),
+        "success_mean": [round(float(v), 3) for v in curve.mean[:keep]],
+        # Below the first evaluation (10K frames) the paper has no number.
+        "success_at_last_evaluation": (
+            round(at, 3) if frames >= curve.frames[0] else None
+        ),
+    }
+
+
+def add_paper_curve(report: dict, reference: str | None) -> dict:
+    """`report` with the paper's MWM curve on its task beside ours (Meta-world)."""
+    rows = report["evaluations"]
+    if rows and report.get("env"):
+        report["paper_mwm"] = paper_curve(
+            reference, report["env"], rows[-1]["env_frames"]
+        )
+    return report
 
 
 def _plot(report: dict, path: str) -> None:
@@ -230,6 +280,16 @@ def _plot(report: dict, path: str) -> None:
     if rows and rows[-1]["success_rate"] is not None:
         twin = ax.twinx()
         twin.plot(frames, [r["success_rate"] for r in rows], "s:", c="C2")
+        paper = report.get("paper_mwm")
+        if paper:
+            twin.plot(
+                paper["frames"],
+                paper["success_mean"],
+                "^--",
+                c="C3",
+                label=f"paper MWM success ({paper['seeds']} seeds)",
+            )
+            twin.legend(loc="upper right")
         twin.set(ylabel="eval success rate (green)", ylim=(-0.05, 1.05))
     fig.tight_layout()
     fig.savefig(path, dpi=100)

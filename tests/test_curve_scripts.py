@@ -66,6 +66,42 @@ def test_metaworld_trial_curve_reports_the_last_three_evaluations(curve, tmp_pat
     assert (tmp_path / "curve.png").stat().st_size > 0
 
 
+def test_metaworld_curve_carries_the_papers_mwm_curve_on_its_task(curve, tmp_path):
+    reference = tmp_path / "scores.json"
+    steps = [10_000, 30_000, 50_000, 70_000]
+    entries = [
+        ("metaworld_reach", "mwm", 0, [0.0, 0.4, 0.6, 1.0]),
+        ("metaworld_reach", "mwm", 1, [0.2, 0.6, 1.0, 1.0]),
+        ("metaworld_reach", "dreamerv2", 0, [1.0, 1.0, 1.0, 1.0]),  # not MWM
+        ("metaworld_door_close", "mwm", 0, [1.0, 1.0, 1.0, 1.0]),  # other task
+    ]
+    reference.write_text(
+        json.dumps(
+            [
+                {"task": t, "method": m, "seed": s, "steps": steps, "success_rates": v}
+                for t, m, s, v in entries
+            ]
+        )
+    )
+    rows = [result("train", 10_000, 9.0, evaluation=(10.0, 0.0))]
+    path = tmp_path / "result.json"
+    write_results(path, rows, {"env": "metaworld_reach", "seed": 0})
+    report = curve.add_paper_curve(curve.report_from_results(str(path)), reference)
+    paper = report["paper_mwm"]
+    # Our last evaluation is at 20K frames: the paper's curve up to 30K.
+    assert paper["frames"] == [10_000, 30_000]
+    assert paper["success_mean"] == pytest.approx([0.1, 0.5])
+    assert paper["seeds"] == 2
+    assert paper["success_at_last_evaluation"] == pytest.approx(0.3)
+    assert curve.write(report, str(tmp_path / "curve.json")) == 0
+    # Below the paper's first evaluation it has no number; DMC has no curve.
+    early = curve.paper_curve(reference, "metaworld_reach", 4_000)
+    assert early["success_at_last_evaluation"] is None
+    assert curve.paper_curve(reference, "dmc_walker_walk", 20_000) is None
+    with pytest.raises(FileNotFoundError, match="no such reference file"):
+        curve.paper_curve(tmp_path / "missing.json", "metaworld_reach", 20_000)
+
+
 def test_env_without_success_reports_none_not_zero(curve):
     rows = [
         curve.evaluation_row(result("train", 100 * i, 1.0, evaluation=(i, None)), i)
