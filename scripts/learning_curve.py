@@ -179,7 +179,26 @@ def main(argv=None) -> int:
         help="the paper's released scores (default: ../shared/reference/"
         "mwm_paper_metaworld_scores.json where it exists)",
     )
+    parser.add_argument(
+        "--paper-table",
+        nargs="+",
+        metavar="TASK",
+        help="no training: the paper's MWM curve on each Meta-world TASK up to "
+        "--paper-frames (JSON rows)",
+    )
+    parser.add_argument("--paper-frames", type=int, default=50_000)
     args = parser.parse_args(argv)
+    if args.paper_table:
+        rows = [
+            {
+                "task": task,
+                **(paper_curve(args.reference, task, args.paper_frames) or {}),
+            }
+            for task in args.paper_table
+        ]
+        return write_json(
+            {"command": shlex.join(["python", *sys.argv]), "rows": rows}, args.out
+        )
     if args.from_results:
         report = report_from_results(args.from_results)
         return write(add_paper_curve(report, args.reference), args.out)
@@ -217,10 +236,16 @@ def main(argv=None) -> int:
     return write(add_paper_curve(report, args.reference), args.out)
 
 
-def write(report: dict, out: str) -> int:
+def write_json(report: dict, out: str) -> int:
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=1)
+    print(f"wrote {out}")
+    return 0
+
+
+def write(report: dict, out: str) -> int:
+    write_json(report, out)
     _plot(report, out.rsplit(".", 1)[0] + ".png")
     print(f"wrote {out}: last 3 evaluations {json.dumps(report['last3'])}")
     return 0

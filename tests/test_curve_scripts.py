@@ -100,6 +100,15 @@ def test_metaworld_curve_carries_the_papers_mwm_curve_on_its_task(curve, tmp_pat
     assert curve.paper_curve(reference, "dmc_walker_walk", 20_000) is None
     with pytest.raises(FileNotFoundError, match="no such reference file"):
         curve.paper_curve(tmp_path / "missing.json", "metaworld_reach", 20_000)
+    # The table of the paper's early curve on several tasks (no training).
+    out = tmp_path / "table.json"
+    argv = ["--paper-table", "metaworld_reach", "dmc_walker_walk"]
+    argv += ["--paper-frames", "50000", "--reference", str(reference)]
+    assert curve.main([*argv, "--out", str(out)]) == 0
+    reach, walker = json.loads(out.read_text())["rows"]
+    assert reach["frames"] == [10_000, 30_000, 50_000]
+    assert reach["success_mean"] == pytest.approx([0.1, 0.5, 0.8])
+    assert walker == {"task": "dmc_walker_walk"}
 
 
 def test_env_without_success_reports_none_not_zero(curve):
