@@ -252,10 +252,11 @@ def write(report: dict, out: str) -> int:
 
 
 def paper_curve(reference: str | None, task: str, frames: float) -> dict | None:
-    """The paper's released MWM runs on `task` (docs: MWM_SPEC §8): mean success
-    over its seeds at each of its evaluations, up to the first one at or past
-    `frames`, and interpolated at `frames`. None where the reference holds no
-    such task (DMC) or, with `reference` None, where the default file is absent.
+    """The paper's released MWM runs on `task` (the file `rllib_mwm report`
+    reads): mean success over its seeds at each of its evaluations, up to the
+    first one at or past `frames`, and interpolated at `frames`. None where the
+    reference holds no such task (DMC) or, with `reference` None, where the
+    default file is absent.
     """
     path = find_reference(reference)
     if reference is None and not path.is_file():
