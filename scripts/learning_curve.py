@@ -196,9 +196,10 @@ def main(argv=None) -> int:
             }
             for task in args.paper_table
         ]
-        return write_json(
-            {"command": shlex.join(["python", *sys.argv]), "rows": rows}, args.out
-        )
+        table = {"command": shlex.join(["python", *sys.argv]), "rows": rows}
+        write_json(table, args.out)
+        print(f"wrote {args.out}")
+        return 0
     if args.from_results:
         report = report_from_results(args.from_results)
         return write(add_paper_curve(report, args.reference), args.out)
@@ -240,7 +241,6 @@ def write_json(report: dict, out: str) -> int:
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=1)
-    print(f"wrote {out}")
     return 0
 
 
@@ -254,7 +254,8 @@ def write(report: dict, out: str) -> int:
 def paper_curve(reference: str | None, task: str, frames: float) -> dict | None:
     """The paper's released MWM runs on `task` (the file `rllib_mwm report`
     reads): mean success over its seeds at each of its evaluations, up to the
-    first one at or past `frames`, and interpolated at `frames`. None where the
+    first one at or past `frames`, and interpolated at `frames` (a run's last
+    evaluation, or `--paper-frames`). None where the
     reference holds no such task (DMC) or, with `reference` None, where the
     default file is absent.
     """
@@ -272,10 +273,9 @@ def paper_curve(reference: str | None, task: str, frames: float) -> dict | None:
         "seeds": curve.num_runs,
         "frames": curve.frames[:keep].astype(int).tolist(),
         "success_mean": [round(float(v), 3) for v in curve.mean[:keep]],
-        # Below the first evaluation (10K frames) the paper has no number.
-        "success_at_last_evaluation": (
-            round(at, 3) if frames >= curve.frames[0] else None
-        ),
+        # Below the paper's first evaluation (10K frames) it has no number.
+        "at_frames": int(frames),
+        "success_at_frames": round(at, 3) if frames >= curve.frames[0] else None,
     }
 
 

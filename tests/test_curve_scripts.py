@@ -92,11 +92,12 @@ def test_metaworld_curve_carries_the_papers_mwm_curve_on_its_task(curve, tmp_pat
     assert paper["frames"] == [10_000, 30_000]
     assert paper["success_mean"] == pytest.approx([0.1, 0.5])
     assert paper["seeds"] == 2
-    assert paper["success_at_last_evaluation"] == pytest.approx(0.3)
+    assert paper["success_at_frames"] == pytest.approx(0.3)
+    assert paper["at_frames"] == 20_000
     assert curve.write(report, str(tmp_path / "curve.json")) == 0
     # Below the paper's first evaluation it has no number; DMC has no curve.
     early = curve.paper_curve(reference, "metaworld_reach", 4_000)
-    assert early["success_at_last_evaluation"] is None
+    assert early["success_at_frames"] is None
     assert curve.paper_curve(reference, "dmc_walker_walk", 20_000) is None
     with pytest.raises(FileNotFoundError, match="no such reference file"):
         curve.paper_curve(tmp_path / "missing.json", "metaworld_reach", 20_000)
