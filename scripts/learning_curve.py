@@ -237,11 +237,10 @@ def main(argv=None) -> int:
     return write(add_paper_curve(report, args.reference), args.out)
 
 
-def write_json(report: dict, out: str) -> int:
+def write_json(report: dict, out: str) -> None:
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=1)
-    return 0
 
 
 def write(report: dict, out: str) -> int:
@@ -255,9 +254,8 @@ def paper_curve(reference: str | None, task: str, frames: float) -> dict | None:
     """The paper's released MWM runs on `task` (the file `rllib_mwm report`
     reads): mean success over its seeds at each of its evaluations, up to the
     first one at or past `frames`, and interpolated at `frames` (a run's last
-    evaluation, or `--paper-frames`). None where the
-    reference holds no such task (DMC) or, with `reference` None, where the
-    default file is absent.
+    evaluation, or `--paper-frames`). None where the reference holds no such
+    task (DMC) or, with `reference` None, where the default file is absent.
     """
     path = find_reference(reference)
     if reference is None and not path.is_file():
