@@ -112,6 +112,18 @@ def test_cpu_examples_use_the_cpu_preset_after_their_suite_preset():
         }
 
 
+@pytest.mark.parametrize("file_name", CPU_EXAMPLES)
+def test_cpu_examples_fit_a_2_core_machine(file_name):
+    """What `rllib train file` checks before Tune starts, against one 2-CPU node:
+    the main process, the env runner and the evaluation env runner must fit."""
+    from rllib_mwm.mwm import MWM
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}]
+    for name, experiment in load(file_name).items():
+        config = {**experiment["config"], "env": experiment["env"]}
+        cluster.check_trial_resources(name, MWM, config, nodes)
+
+
 def test_search_example_grid():
     (experiment,) = load("search_mask_ratio_kl.yaml").values()
     grids = {
