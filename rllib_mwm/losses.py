@@ -221,16 +221,20 @@ def actor_loss(
     """Dynamics backprop or REINFORCE objective plus entropy bonus
     (docs/algorithm.md §4)."""
     policy = actor.dist(policy[:, :-1])  # states z_0 .. z_{H−2}
+    metrics = {}
     if grad == "dynamics":
         objective = targets[:, 1:]
     elif grad == "reinforce":
         advantage = (targets[:, 1:] - baseline[:, :-2]).detach()
         objective = policy.log_prob(actions[:, 1:-1].detach()) * advantage
+        # Far from 0 when the slow critic lags the returns: every sampled
+        # action is then pushed up (or down) alike.
+        metrics["actor/advantage_mean"] = advantage.mean()
     else:
         raise ValueError(f"actor_grad must be 'dynamics' or 'reinforce', got {grad!r}")
     entropy = policy.entropy()  # (N, H−1)
     loss = -(weights[:, :-1] * (objective + entropy_scale * entropy)).mean()
-    metrics = {"actor/entropy": entropy.mean().detach()}
+    metrics["actor/entropy"] = entropy.mean().detach()
     return {"actor": loss}, metrics
 
 

@@ -47,6 +47,7 @@ DIAGNOSTICS = (
     "mae/mae_pixel_loss",
     "actor/imag_reward_mean",
     "actor/entropy",
+    "actor/advantage_mean",
     "critic/value_mean",
 )
 

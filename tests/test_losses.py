@@ -188,7 +188,7 @@ def test_actor_loss_reinforce_uses_baseline_and_logged_actions():
     targets = torch.tensor([[5.0, 6.0, 7.0]])
     baseline = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     weights = torch.ones(1, 3)
-    losses, _ = L.actor_loss(
+    losses, metrics = L.actor_loss(
         Policy(),
         torch.zeros(1, 3, 1),
         actions,
@@ -200,4 +200,5 @@ def test_actor_loss_reinforce_uses_baseline_and_logged_actions():
     )
     # t=0: logp(a1)=1, adv=R1−v0=5; t=1: logp(a2)=2, adv=R2−v1=5.
     assert losses["actor"].item() == pytest.approx(-(1 * 5 + 2 * 5) / 2)
+    assert metrics["actor/advantage_mean"].item() == pytest.approx(5.0)
     assert math.isfinite(losses["actor"].item())
