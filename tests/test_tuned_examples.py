@@ -116,12 +116,10 @@ def test_cpu_examples_use_the_cpu_preset_after_their_suite_preset():
 def test_cpu_examples_fit_a_2_core_machine(file_name):
     """What `rllib train file` checks before Tune starts, against one 2-CPU node:
     the main process, the env runner and the evaluation env runner must fit."""
-    from rllib_mwm.mwm import MWM
+    from rllib_mwm import cli
 
     nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}]
-    for name, experiment in load(file_name).items():
-        config = {**experiment["config"], "env": experiment["env"]}
-        cluster.check_trial_resources(name, MWM, config, nodes)
+    cluster.place_learners(cli.load_experiments(str(EXAMPLES / file_name)), nodes)
 
 
 def test_search_example_grid():
