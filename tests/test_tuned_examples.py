@@ -116,8 +116,10 @@ def test_cpu_examples_use_the_cpu_preset_after_their_suite_preset():
 def test_cpu_examples_fit_a_2_core_machine(file_name):
     """What `rllib train file` checks before Tune starts, against one 2-CPU node:
     the main process, the env runner and the evaluation env runner must fit."""
+    import rllib_mwm
     from rllib_mwm import cli
 
+    rllib_mwm.register()  # As `init_ray` does: an earlier `ray.shutdown()` forgot MWM.
     nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}]
     cluster.place_learners(cli.load_experiments(str(EXAMPLES / file_name)), nodes)
 
