@@ -231,6 +231,7 @@ def _fit(experiment: Experiment, resume: bool):
         BudgetStopper,
         has_per_env_limits,
     )
+    from rllib_mwm.resume import ResumeFromNewestCheckpoint, keep_tuner_state
 
     storage = experiment.storage_path or "~/ray_results"
     if "://" not in storage:  # Keep URIs (s3://, gs://) as they are.
@@ -239,6 +240,8 @@ def _fit(experiment: Experiment, resume: bool):
     stop = experiment.stop
     if has_per_env_limits(stop):
         stop = BudgetStopper(stop)
+    if resume:
+        keep_tuner_state(path)  # Puts back a `tuner.pkl` a kill truncated.
     if resume and tune.Tuner.can_restore(path):
         print(f"resuming {path}", flush=True)
         tuner = tune.Tuner.restore(
@@ -266,10 +269,15 @@ def _fit(experiment: Experiment, resume: bool):
                 # (MWM's open-loop reports, `MWM._trial_dir`).
                 sync_config=tune.SyncConfig(sync_artifacts="://" in storage),
                 failure_config=tune.FailureConfig(max_failures=experiment.max_failures),
-                callbacks=[BudgetProgressPrinter(experiment.stop)],
+                # Pickled with the experiment: a `--resume` runs them too.
+                callbacks=[
+                    BudgetProgressPrinter(experiment.stop),
+                    ResumeFromNewestCheckpoint(),
+                ],
                 verbose=0,
             ),
         )
+        keep_tuner_state(path)  # The `tuner.pkl` that `Tuner` just wrote.
     return tuner.fit(), path
 
 

@@ -36,6 +36,7 @@ neither prefills nor pretrains again.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -59,6 +60,7 @@ from rllib_mwm.replay_store import (
     replay_directory,
 )
 from rllib_mwm.reporting import TensorBoardVideo, open_loop_grid
+from rllib_mwm.resume import complete_checkpoints, write_resume_file
 
 #: Pretraining steps (one MAE update each) per `training_step` call.
 PRETRAIN_CHUNK = 100
@@ -494,7 +496,8 @@ class MWM(Algorithm):
                 target = storage.checkpoint_fs_path
                 if self._trial_dir() == storage.trial_fs_path:  # Local storage.
                     shutil.rmtree(target, ignore_errors=True)
-                    previous = previous or _newest_checkpoint(storage.trial_fs_path)
+                    complete = complete_checkpoints(storage.trial_fs_path)
+                    previous = previous or (str(complete[-1][0]) if complete else None)
             previous = previous or "the newest one in the trial directory"
             raise DiskFullError(
                 f"checkpoint {target} not written: no space left on device; the "
@@ -505,6 +508,8 @@ class MWM(Algorithm):
             if temporary is not None:
                 shutil.rmtree(temporary, ignore_errors=True)
         self._last_checkpoint = getattr(result.checkpoint, "path", None)
+        if self._last_checkpoint and os.path.isdir(self._last_checkpoint):
+            write_resume_file(self._last_checkpoint, result.metrics)  # Now whole.
         return result
 
     def cleanup(self) -> None:
@@ -512,11 +517,3 @@ class MWM(Algorithm):
             self._video.close()
             self._video = None
         super().cleanup()
-
-
-def _newest_checkpoint(trial_dir: str) -> str | None:
-    """The newest complete-looking `checkpoint_*` of a trial directory."""
-    from pathlib import Path
-
-    done = [c for c in Path(trial_dir).glob("checkpoint_*") if (c / "replay").is_dir()]
-    return str(max(done)) if done else None

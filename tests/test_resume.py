@@ -5,14 +5,17 @@ optimizer states, the learner's counters, `progress` (phase included) and the
 replay (its state and every listed episode's arrays), bitwise. The slow test
 runs the debug tuned example through `rllib train`, SIGKILLs it at random
 moments (some right as a checkpoint directory appears, i.e. while Tune writes
-it) and checks that each `--resume` restores exactly the newest checkpoint Tune
-completed: `ReloadProbe` saves the resumed algorithm right after it loaded one.
+it) and checks that each `--resume` restores exactly the newest checkpoint
+written whole, even where Tune's experiment state still names an older one
+(`rllib_mwm.resume`): `ReloadProbe` saves the resumed algorithm right after it
+loaded one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import pickle
 import random
@@ -29,6 +32,7 @@ import yaml
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from rllib_mwm.replay_store import DiskFullError, read_episode
+from rllib_mwm.resume import RESUME_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 DEBUG_YAML = ROOT / "tuned_examples" / "mwm" / "debug.yaml"
@@ -118,6 +122,9 @@ def test_full_disk_checkpoint_keeps_the_previous_one_and_it_restores_exactly(
             storage_path=str(tmp_path), experiment_dir_name="exp", trial_dir_name="t"
         )
         first = algo.save().checkpoint.path
+        # Written last, once the copy into the trial directory is whole.
+        whole = json.loads((Path(first) / RESUME_FILE).read_text())
+        assert whole["training_iteration"] == 1
         expected = checkpoint_contents(first)
         assert expected["progress"]["phase"] == "pretrain"
         algo.train()  # Pretraining: weights, optimizers and counters move on.
@@ -202,22 +209,11 @@ def kill(process: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
-def registered_checkpoint(experiment_dir: Path) -> Path | None:
-    """The newest checkpoint Tune recorded (what `--resume` starts from)."""
-    import json
-
-    import ray.cloudpickle as cloudpickle
-
-    states = sorted(experiment_dir.glob("experiment_state-*.json"))
-    if not states:
-        return None
-    try:
-        trial = json.loads(json.loads(states[-1].read_text())["trial_data"][0][1])
-    except (json.JSONDecodeError, OSError):  # Being rewritten.
-        return None
-    manager = cloudpickle.loads(bytes.fromhex(trial["checkpoint_manager"]["value"]))
-    latest = manager.latest_checkpoint_result
-    return None if latest is None else Path(latest.checkpoint.path)
+def newest_whole_checkpoint(experiment_dir: Path) -> Path | None:
+    """The newest checkpoint written whole (`RESUME_FILE` is written last): what
+    `--resume` starts from, even where Tune's experiment state names an older one."""
+    whole = [c.parent for c in experiment_dir.glob(f"MWM_*/checkpoint_*/{RESUME_FILE}")]
+    return max(whole, default=None)
 
 
 def wait_for(condition, process, timeout: float) -> bool:
@@ -267,12 +263,12 @@ def kill_and_resume(experiment, storage, probe, log, trials=8) -> int:
                 kills_during_write += 1
             else:  # Anywhere, once a checkpoint exists to resume from.
                 found = wait_for(
-                    lambda: registered_checkpoint(experiment_dir), process, 600
+                    lambda: newest_whole_checkpoint(experiment_dir), process, 600
                 )
                 assert found, tail()
                 time.sleep(rng.uniform(0, 20))
             kill(process)
-            newest = registered_checkpoint(experiment_dir)
+            newest = newest_whole_checkpoint(experiment_dir)
             seen = restored()
             process = start(experiment, storage, probe, resume=True, log=log)
             if newest is None:  # Killed before any checkpoint: starts afresh.
