@@ -6,8 +6,9 @@ to the same run's matmul rates, peak RSS and a per-phase profile (issue 10).
         [--threads 2] [--device cpu|cuda] [--compile]
 
 "paper": MAE batch 32×32 frames, world-model batch 50×50 (the Meta-world preset);
-"16x16": both batches 16×16. Default widths (the reference architecture), 4-dim
-actions, random uint8 frames (speed does not depend on pixel content).
+"16x16": both batches 16×16. Default widths (the reference architecture); "cpu":
+the `metaworld` + `cpu` presets' widths and batches (MAE 16×8 frames, world model
+16×16). 4-dim actions, random uint8 frames (speed does not depend on pixel content).
 
 Each (config, precision) runs in a fresh child process, so its peak RSS is its
 own. The parent measures the 2048² matmul rate in fp32 and bf16 before and after
@@ -37,7 +38,13 @@ from rllib_mwm import perf  # noqa: E402
 
 #: Dense bf16 peak TFLOP/s by device-name fragment (vendor data sheets), for MFU.
 BF16_PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1}
-SHAPES = {"paper": ((32, 32), (50, 50)), "16x16": ((16, 16), (16, 16))}
+SHAPES = {
+    "paper": ((32, 32), (50, 50)),
+    "16x16": ((16, 16), (16, 16)),
+    "cpu": ((16, 8), (16, 16)),
+}
+#: Configurations at a preset's widths (the others: the reference widths).
+PRESETS = {"cpu": ("metaworld", "cpu")}
 UPDATES = ("mae", "world_model_actor_critic")
 
 
@@ -88,7 +95,7 @@ def peak_tflops(args, measured_bf16_gflops: float) -> tuple[float, str]:
     return measured_bf16_gflops / 1e3, "measured bf16 matmul"
 
 
-def build_learner(device: str, precision: str, compile_: bool):
+def build_learner(device: str, precision: str, compile_: bool, presets=()):
     import gymnasium as gym
 
     from rllib_mwm.config import MWMConfig
@@ -99,7 +106,11 @@ def build_learner(device: str, precision: str, compile_: bool):
         MWMConfig()
         .environment(observation_space=obs_space, action_space=act_space)
         .learners(num_gpus_per_learner=1 if device == "cuda" else 0)
-        .training(precision=precision, **({"compile": True} if compile_ else {}))
+    )
+    if presets:
+        config = config.preset(*presets)
+    config = config.training(
+        precision=precision, **({"compile": True} if compile_ else {})
     )
     return config.build_learner(spaces={"default_policy": (obs_space, act_space)})
 
@@ -145,7 +156,8 @@ def profile_phases(fn, device: str) -> dict[str, float]:
 def run_child(args) -> list[dict]:
     """One (config, precision) in this process: timing, FLOPs, profile, RSS."""
     torch.set_num_threads(args.threads)
-    learner = build_learner(args.device, args.precision, args.compile)
+    presets = PRESETS.get(args.configs, ())
+    learner = build_learner(args.device, args.precision, args.compile, presets)
     rows = []
     for update, fn in update_functions(learner, args.configs).items():
         start = time.perf_counter()

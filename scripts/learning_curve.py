@@ -176,6 +176,12 @@ def main(argv=None) -> int:
         help="no training: the curve of a Tune trial's result.json (`rllib train`)",
     )
     parser.add_argument(
+        "--trained-with",
+        metavar="COMMAND",
+        help="with --from-results: the command that trained the trial (recorded "
+        "as `command`, the file's way to reproduce the curve)",
+    )
+    parser.add_argument(
         "--reference",
         help="the paper's released scores (default: ../shared/reference/"
         "mwm_paper_metaworld_scores.json where it exists)",
@@ -189,6 +195,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--paper-frames", type=int, default=50_000)
     args = parser.parse_args(argv)
+    # How this file was made: the script's own command line.
+    given = sys.argv[1:] if argv is None else argv
+    this_command = shlex.join(["python", "scripts/learning_curve.py", *given])
     if args.paper_table:
         rows = [
             {
@@ -197,12 +206,14 @@ def main(argv=None) -> int:
             }
             for task in args.paper_table
         ]
-        table = {"command": shlex.join(["python", *sys.argv]), "rows": rows}
+        table = {"command": this_command, "rows": rows}
         write_json(table, args.out)
         print(f"wrote {args.out}")
         return 0
     if args.from_results:
         report = report_from_results(args.from_results)
+        report["command"] = args.trained_with
+        report["curve_command"] = this_command
         return write(add_paper_curve(report, args.reference), args.out)
 
     if args.threads:
@@ -233,7 +244,7 @@ def main(argv=None) -> int:
         minutes=args.minutes,
         seed=args.seed,
         threads=args.threads or None,
-        command=shlex.join(["python", *sys.argv]),
+        command=this_command,
     )
     return write(add_paper_curve(report, args.reference), args.out)
 

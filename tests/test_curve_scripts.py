@@ -64,6 +64,19 @@ def test_metaworld_trial_curve_reports_the_last_three_evaluations(curve, tmp_pat
     assert last3["mean_return"] == pytest.approx(40.0)
     assert curve.write(report, str(tmp_path / "curve.json")) == 0
     assert (tmp_path / "curve.png").stat().st_size > 0
+    # From the command line, the file records how the trial was trained and how
+    # the curve was read from it.
+    trained = "rllib train file tuned_examples/mwm/cpu.yaml"
+    out = tmp_path / "from_cli.json"
+    argv = ["--from-results", str(path), "--trained-with", trained, "--out", str(out)]
+    assert curve.main(argv) == 0
+    written = json.loads(out.read_text())
+    assert written["command"] == trained
+    assert written["curve_command"].split()[1:3] == [
+        "scripts/learning_curve.py",
+        "--from-results",
+    ]
+    assert written["last3"] == last3
 
 
 def test_metaworld_curve_carries_the_papers_mwm_curve_on_its_task(curve, tmp_path):
