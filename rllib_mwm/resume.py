@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from ray import tune
+from ray.tune.utils import flatten_dict
 
 #: Written into a checkpoint after Tune copied it into the trial directory:
 #: its presence means the copy is whole; it holds the result's scalar metrics.
@@ -29,12 +30,14 @@ RESUME_FILE = "mwm_resume.json"
 
 
 def write_resume_file(checkpoint_dir: str, metrics: dict) -> None:
-    """Tune's scalar metrics of the checkpoint's iteration (`training_iteration`,
-    `time_total_s`, `timesteps_total`, ...: what `Trainable.restore` reads),
-    written atomically."""
+    """Tune's scalar metrics of the checkpoint's iteration, flattened as Tune
+    flattens them (`env_runners/episode_return_mean`: what a
+    `checkpoint_score_attribute` names), without the config; written atomically.
+    `Trainable.restore` reads `training_iteration`, `time_total_s`, ... from them."""
+    flat = flatten_dict({k: v for k, v in metrics.items() if k != "config"})
     scalars = {
         key: value
-        for key, value in metrics.items()
+        for key, value in flat.items()
         if isinstance(value, (numbers.Number, str)) and not isinstance(value, bool)
     }
     partial = os.path.join(checkpoint_dir, RESUME_FILE + ".partial")

@@ -42,8 +42,10 @@ def write_checkpoint(trial: Trial, index: int, iteration: int | None) -> Path:
     path.mkdir()
     (path / "algorithm_state.pkl").write_bytes(b"state")
     if iteration is not None:
-        # Tune's counters can be NumPy scalars; lists are not restored.
+        # Tune's counters can be NumPy scalars; lists and the config are left out;
+        # nested results are flattened as Tune flattens them.
         metrics = {"training_iteration": np.int64(iteration), "x": [1]}
+        metrics |= {"config": {"lr": 1.0}, "env_runners": {"return": 2.0}}
         write_resume_file(str(path), {**metrics, "time_total_s": np.float32(0.5)})
     return path
 
@@ -74,7 +76,8 @@ def test_stale_state_resumes_from_the_newest_whole_checkpoint(tmp_path):
     assert Path(trial.checkpoint.path) == third
     # What `Trainable.restore` reads: the scalar metrics of that iteration.
     restored = trial.latest_checkpoint_result.metrics
-    assert restored == {"training_iteration": 8, "time_total_s": 0.5}
+    expected = {"training_iteration": 8, "time_total_s": 0.5}
+    assert restored == {**expected, "env_runners/return": 2.0}
     assert not half.exists()  # Never restorable; the next save's directory.
     assert trial.storage.current_checkpoint_index == 3  # The next save: 4.
     # num_to_keep counts the checkpoints on disk: the next one removes the oldest.
