@@ -487,6 +487,10 @@ class MWM(Algorithm):
         target = checkpoint_dir or temporary
         try:
             result = super().save(target)
+            saved = getattr(result.checkpoint, "path", None)
+            if saved and os.path.isdir(saved):
+                # Last: the copy is whole. Out of disk here, it goes (below).
+                write_resume_file(saved, result.metrics)
         except OSError as error:
             if not is_disk_full(error):
                 raise
@@ -507,9 +511,7 @@ class MWM(Algorithm):
         finally:
             if temporary is not None:
                 shutil.rmtree(temporary, ignore_errors=True)
-        self._last_checkpoint = getattr(result.checkpoint, "path", None)
-        if self._last_checkpoint and os.path.isdir(self._last_checkpoint):
-            write_resume_file(self._last_checkpoint, result.metrics)  # Now whole.
+        self._last_checkpoint = saved
         return result
 
     def cleanup(self) -> None:

@@ -104,6 +104,7 @@ def test_full_disk_checkpoint_keeps_the_previous_one_and_it_restores_exactly(
 
     import rllib_mwm
     from rllib_mwm import MWMConfig
+    from rllib_mwm import mwm as mwm_module
 
     rllib_mwm.init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
     config = (
@@ -145,6 +146,19 @@ def test_full_disk_checkpoint_keeps_the_previous_one_and_it_restores_exactly(
         assert f"the previous checkpoint is intact: {first};" in message
         written = sorted(p.name for p in Path(first).parent.glob("checkpoint_*"))
         assert written == [Path(first).name]  # The half-written one is gone.
+        monkeypatch.undo()
+
+        def no_room_for_the_resume_file(checkpoint_dir, metrics):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        # Copied whole but not marked so: not restorable by `--resume`, so it goes.
+        monkeypatch.setattr(
+            mwm_module, "write_resume_file", no_room_for_the_resume_file
+        )
+        with pytest.raises(DiskFullError) as error:
+            algo.save()
+        assert f"the previous checkpoint is intact: {first};" in str(error.value)
+        assert sorted(Path(first).parent.glob("checkpoint_*")) == [Path(first)]
         monkeypatch.undo()
 
         def full_temporary_disk(checkpoint_dir):
