@@ -123,6 +123,9 @@ MWM_DEFAULTS: dict[str, Any] = {
     "critic_opt": {**_OPT, "lr": 1e-4},
     "imag_horizon": 15,
     "actor_grad": "auto",
+    # REINFORCE: the log-prob's gradient also flows through the sampled action
+    # (the released code; DreamerV2 and we take the action as a constant).
+    "reinforce_action_grad": False,
     "aent": {"scale": 1e-4},
     "slow_target_update": 100,
     "reward_norm": {"momentum": 1.0, "eps": 1e-8},

@@ -96,6 +96,15 @@ def _like(grad: Tensor, param: Tensor) -> Tensor:
     return torch.empty_like(param).copy_(grad)
 
 
+def keras_adam_eps(eps: float, step: int, beta2: float = 0.999) -> float:
+    """The ε that makes torch's Adam take Keras' step `step` (from 1).
+
+    Keras adds ε to the uncorrected √v: p −= lr·√(1−β₂ᵗ)/(1−β₁ᵗ)·m/(√v + ε);
+    torch adds it after the bias correction: p −= lr/(1−β₁ᵗ)·m/(√v/√(1−β₂ᵗ) + ε).
+    They agree for ε_t = ε/√(1−β₂ᵗ): 31.6·ε at step 1, 1.26·ε at step 1000."""
+    return eps / math.sqrt(1.0 - beta2**step)
+
+
 class NonFiniteUpdateError(RuntimeError):
     """Too many consecutive updates had non-finite gradients, or the weights
     became non-finite; the message names the optimizer and the losses."""
@@ -123,7 +132,9 @@ class MWMTorchLearner(TorchLearner):
         #: Skipped steps in a row per optimizer (not checkpointed: a restored run
         #: starts from finite weights).
         self._skip_streak = dict.fromkeys(OPTIMIZERS, 0)
-        self._reward_mag = torch.tensor(1.0, device=self._device or "cpu")
+        self._reward_mag = torch.tensor(
+            1.0, dtype=torch.float64, device=self._device or "cpu"
+        )
         if self.config.compile:
             self._compile_transformers()
 
@@ -247,8 +258,10 @@ class MWMTorchLearner(TorchLearner):
                 module.rssm, module.actor, start, cfg.imag_horizon
             )  # feat (N, H+1, F), policy on states 0..H−1
         with phase("actor_critic/targets"), self._autocast():
-            # Rewards and discounts of states 0..H−1 (the last state only bootstraps).
-            reward = self._normalize_reward(module.reward_head(feat[:, :-1]).mode())
+            # Rewards of all H+1 states set the running scale (as the released
+            # code); those of states 0..H−1 enter the returns (H bootstraps).
+            reward, metrics = self._normalize_reward(module.reward_head(feat).mode())
+            reward = reward[:, :-1]
             if module.discount_head is not None:
                 discount = module.discount_head(feat[:, :-1]).mean()
                 discount = torch.cat([start_discount[:, None], discount[:, 1:]], 1)
@@ -257,7 +270,7 @@ class MWMTorchLearner(TorchLearner):
             values = module.slow_critic(feat).mode()  # (N, H+1)
             targets = L.lambda_return(reward, values, discount, cfg.lambda_)  # (N, H)
             weights = L.discount_weights(discount)  # (N, H)
-            actor_losses, metrics = L.actor_loss(
+            actor_losses, actor_metrics = L.actor_loss(
                 module.actor,
                 policy,
                 actions,
@@ -266,9 +279,12 @@ class MWMTorchLearner(TorchLearner):
                 weights,
                 entropy_scale=cfg.aent["scale"],
                 grad=self._actor_grad(),
+                action_grad=cfg.reinforce_action_grad,
             )
+        metrics.update(actor_metrics)
         metrics["actor/imag_reward_mean"] = reward.mean().detach()
         metrics["actor/target_mean"] = targets.mean().detach()
+        metrics["actor/slow_value_mean"] = values.mean().detach()
         metrics.update(self._step("actor", self._total(actor_losses, metrics)))
         with phase("critic/forward"), self._autocast():
             critic_losses, critic_metrics = L.critic_loss(
@@ -335,6 +351,8 @@ class MWMTorchLearner(TorchLearner):
             prefix = LOSS_OPTIMIZER[key]
             metrics[f"{prefix}/{key}_loss"] = value.detach()
             total = total + scale * value.float()
+        if key not in OPTIMIZERS:  # The total of the MAE's or the world model's.
+            metrics[f"{prefix}/loss"] = total.detach()
         return total
 
     def _step(self, name: str, loss: Tensor, lr_scale: float = 1.0) -> dict:
@@ -361,14 +379,17 @@ class MWMTorchLearner(TorchLearner):
                 grads = all_reduce_mean(grads)
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             found_inf = (~torch.isfinite(norm)).float()  # 1.0 skips the step.
-            torch._foreach_mul_(grads, (settings["clip"] / (norm + 1e-6)).clamp(max=1))
+            clip = settings["clip"]
+            torch._foreach_mul_(grads, clip / torch.clamp(norm, min=clip))
             decayed = [p for p in params if id(p) in self.decayed]
             if settings["wd"] and decayed:
                 torch._foreach_mul_(decayed, 1.0 - settings["wd"] * (1.0 - found_inf))
             for p, g in zip(params, grads, strict=True):
                 p.grad = g
+            eps = keras_adam_eps(settings["eps"], self._steps_taken(name) + 1)
             for group in optimizer.param_groups:
                 group["lr"] = settings["lr"] * lr_scale
+                group["eps"] = eps
             optimizer.found_inf = found_inf
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -378,17 +399,33 @@ class MWMTorchLearner(TorchLearner):
             f"{name}/skipped_step": found_inf,
         }
 
-    def _normalize_reward(self, reward: Tensor) -> Tensor:
+    def _steps_taken(self, name: str) -> int:
+        """Adam steps optimizer `name` has applied (its updates less the skipped
+        ones; the counters are host-side, so this needs no sync)."""
+        counter = {"mae": "mae_updates", "world_model": "world_model_updates"}
+        updates = self.mwm_state[counter.get(name, "critic_updates")]
+        return updates - self.mwm_state["skipped_updates"][name]
+
+    def _normalize_reward(self, reward: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """StreamNorm: mag ← m·mag + (1−m)·mean|r|, r / (mag + eps)
-        (docs/algorithm.md §4). The magnitude stays a device tensor (no sync)."""
+        (docs/algorithm.md §4), and the statistics of r before and after. The
+        magnitude stays a device tensor (no sync), in float64 as the released
+        code keeps it."""
         settings = self.config.reward_norm
         momentum = settings["momentum"]
         if momentum < 1.0:
-            mag = reward.detach().abs().mean().float()
+            mag = reward.detach().abs().mean().double()
             if self.world_size > 1:
                 (mag,) = all_reduce_mean([mag])  # mean |r| of the global batch
             self._reward_mag = momentum * self._reward_mag + (1.0 - momentum) * mag
-        return reward / (self._reward_mag + settings["eps"])
+        normed = reward / (self._reward_mag.to(reward.dtype) + settings["eps"])
+        metrics = {
+            "actor/reward_mean": reward.detach().mean(),
+            "actor/reward_std": reward.detach().std(correction=0),
+            "actor/reward_normed_mean": normed.detach().mean(),
+            "actor/reward_normed_std": normed.detach().std(correction=0),
+        }
+        return normed, metrics
 
     def _global_batch_noise(self):
         """With learners on shards, their noise as one learner's on the global
@@ -502,5 +539,7 @@ class MWMTorchLearner(TorchLearner):
             self.mwm_state.update(state["mwm_state"])
             self.mwm_state.setdefault("skipped_updates", dict.fromkeys(OPTIMIZERS, 0))
             self._reward_mag = torch.tensor(
-                float(self.mwm_state["reward_mag"]), device=self._device or "cpu"
+                float(self.mwm_state["reward_mag"]),
+                dtype=torch.float64,
+                device=self._device or "cpu",
             )

@@ -156,7 +156,7 @@ def imagine(
     states, actions, policy = [state], [], []
     for _ in range(horizon):
         policy.append(actor.params(rssm.feat(state).detach()))
-        action = actor.dist(policy[-1]).rsample()
+        action = actor.dist(policy[-1]).rsample(site="imagine_action")
         state = rssm.img_step(state, action)
         states.append(state)
         actions.append(action)
@@ -217,16 +217,23 @@ def actor_loss(
     *,
     entropy_scale: float,
     grad: str,
+    action_grad: bool = False,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Dynamics backprop or REINFORCE objective plus entropy bonus
-    (docs/algorithm.md §4)."""
+    (docs/algorithm.md §4).
+
+    REINFORCE takes the log-probability of the sampled actions as constants, as
+    DreamerV2 does; `action_grad` lets its gradient also flow through the
+    reparameterized sample, as the released MWM code does (`reinforce_action_grad`).
+    """
     policy = actor.dist(policy[:, :-1])  # states z_0 .. z_{H−2}
     metrics = {}
     if grad == "dynamics":
         objective = targets[:, 1:]
     elif grad == "reinforce":
         advantage = (targets[:, 1:] - baseline[:, :-2]).detach()
-        objective = policy.log_prob(actions[:, 1:-1].detach()) * advantage
+        taken = actions[:, 1:-1] if action_grad else actions[:, 1:-1].detach()
+        objective = policy.log_prob(taken) * advantage
         # Far from 0 when the slow critic lags the returns: every sampled
         # action is then pushed up (or down) alike.
         metrics["actor/advantage_mean"] = advantage.mean()

@@ -8,7 +8,8 @@ Means what it meant in the reference code: `--configs` applies presets in order
 (`defaults` is implicit), `--steps` counts agent steps (env frames / action
 repeat), and `--key value` / `--key.sub value` override any config key, values
 read as YAML (`True`, `1e4`, `[reward, discount]`). The original names that
-differ are translated (`ORIGINAL_KEYS`); everything else must be an MWMConfig key.
+differ are translated (`rllib_mwm.released.translate_config`, which also maps the
+released code's whole `configs.yaml`); everything else must be an MWMConfig key.
 The learner trains on a GPU where the Ray cluster has one, else on the CPU
 (`num_gpus_per_learner: auto`; `--num_gpus_per_learner 0` keeps it on the CPU).
 The run is a Tune experiment named after `--logdir`, checkpointed every
@@ -25,21 +26,8 @@ import yaml
 
 from rllib_mwm.cli import CLIError, Experiment, run_experiments
 from rllib_mwm.cluster import to_search_space
+from rllib_mwm.released import set_dotted, translate_config
 
-#: Original top-level keys → (our key, value translation).
-ORIGINAL_KEYS = {
-    "discount": ("gamma", None),
-    "discount_lambda": ("lambda", None),
-    "precision": ("precision", {16: "bf16", 32: "fp32"}),
-    "envs.amount": ("num_envs_per_env_runner", None),
-}
-#: Original keys that are env settings (`env_config`).
-ENV_KEYS = {
-    "action_repeat": "action_repeat",
-    "time_limit": "time_limit",
-    "render_size": "size",
-    "camera": "camera",
-}
 RUN_FLAGS = ("logdir", "configs", "task", "steps", "checkpoint_freq")
 
 
@@ -86,22 +74,19 @@ def build_experiment(argv: list[str]) -> tuple[Experiment, bool]:
         if needed not in run:
             raise CLIError(f"--{needed} is required")
     presets = [name for name in run["configs"] if name != "defaults"]
+    released: dict[str, Any] = {}
+    try:
+        for key, value in overrides.items():
+            set_dotted(released, key, value)
+        translated = translate_config(released)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
     config: dict[str, Any] = {
         "env": run["task"],
         "presets": presets,
         "num_gpus_per_learner": "auto",  # The original trained on the GPU.
+        **translated,
     }
-    env_config: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key in ENV_KEYS:
-            env_config[ENV_KEYS[key]] = value
-        elif key in ORIGINAL_KEYS:
-            name, table = ORIGINAL_KEYS[key]
-            config[name] = table.get(value, value) if table else value
-        else:
-            _set_dotted(config, key, value)
-    if env_config:
-        config["env_config"] = env_config
     logdir = os.path.abspath(os.path.expanduser(run["logdir"]))
     stop = {"agent_steps": int(float(run["steps"]))} if "steps" in run else {}
     experiment = Experiment(
@@ -116,17 +101,6 @@ def build_experiment(argv: list[str]) -> tuple[Experiment, bool]:
         storage_path=os.path.dirname(logdir),
     )
     return experiment, run["resume"]
-
-
-def _set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
-    """`mae.reward_pred` → config["mae"]["reward_pred"] (dicts merge later)."""
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise CLIError(f"--{key}: {part!r} is not a nested config")
-    node[leaf] = value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -229,9 +229,11 @@ def test_slow_critic_copied_at_update_zero_and_every_n():
 def test_reward_norm_running_magnitude():
     learner = build_learner(tiny_config(reward_norm={"momentum": 0.5}))
     r = torch.tensor([[2.0, -2.0]])
-    out = learner._normalize_reward(r)
+    out, metrics = learner._normalize_reward(r)
     # mag = .5·1 + .5·2 = 1.5 → r / 1.5
     torch.testing.assert_close(out, r / (1.5 + 1e-8))
+    assert float(metrics["actor/reward_std"]) == pytest.approx(2.0)  # ddof 0
+    assert float(metrics["actor/reward_normed_std"]) == pytest.approx(2.0 / 1.5)
     assert learner.get_state()["mwm_state"]["reward_mag"] == pytest.approx(1.5)
 
 
@@ -317,7 +319,7 @@ def test_a_channels_last_gradient_steps_the_right_elements():
     """The MAE's stem convs see (N, H, W, C) frames permuted to NCHW, so their
     weight gradients come back channels-last; fused Adam walks parameter and
     gradient memory in step, so `_step` must hand it the parameter's layout. The
-    first Adam step is −lr·g/(|g| + eps), element by element."""
+    first (Keras) Adam step is −lr·g/(|g| + eps/√(1 − β₂)), element by element."""
     learner = build_learner(tiny_config(mae_opt={"wd": 0.0}))
     conv = learner.mwm_module.mae_encoder.stem.convs[0]
     frames = torch.randn(2, 64, 64, 3, generator=torch.Generator().manual_seed(0))
@@ -328,5 +330,26 @@ def test_a_channels_last_gradient_steps_the_right_elements():
     assert grad.norm() < settings["clip"]  # No clipping.
     before = conv.weight.detach().clone()
     learner._step("mae", loss)
-    expected = -settings["lr"] * grad / (grad.abs() + settings["eps"])
+    eps = settings["eps"] / (1 - 0.999) ** 0.5
+    expected = -settings["lr"] * grad / (grad.abs() + eps)
     torch.testing.assert_close(conv.weight.detach() - before, expected)
+
+
+def test_adam_with_keras_eps_takes_keras_steps():
+    """Keras adds ε to the uncorrected √v; torch's Adam with `keras_adam_eps`
+    takes the same steps (numpy Keras update, gradients of very different sizes)."""
+    from rllib_mwm.learner import keras_adam_eps
+
+    rng = np.random.default_rng(0)
+    grads = rng.normal(size=(6, 5)) * np.array([1e-7, 1e-5, 1e-3, 1e-1, 10.0])
+    lr, eps, b1, b2 = 1e-3, 1e-5, 0.9, 0.999
+    param = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    adam = torch.optim.Adam([param], lr=lr, eps=eps)
+    ref, m, v = np.zeros(5), np.zeros(5), np.zeros(5)
+    for t, g in enumerate(grads, start=1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+        ref -= lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+        param.grad = torch.as_tensor(g)
+        adam.param_groups[0]["eps"] = keras_adam_eps(eps, t)
+        adam.step()
+    np.testing.assert_allclose(param.detach().numpy(), ref, rtol=1e-10)

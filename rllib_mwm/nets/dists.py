@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch.special import ndtr, ndtri
 
+from rllib_mwm.nets.noise import uniform
+
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -76,30 +78,37 @@ class TruncNormalST:
         self.low, self.high, self.clip = low, high, clip
         alpha = (low - mean) / std
         beta = (high - mean) / std
-        # Work in the tail where the interval's CDF values are smallest (best float
-        # precision): mirror the standardized interval when its centre is > 0 (and
-        # the noise u -> 1 - u, so the sample is the same function of u).
-        self._sign = torch.where(alpha + beta > 0, -1.0, 1.0).to(mean.dtype)
-        self._a = torch.minimum(alpha * self._sign, beta * self._sign)
-        self._b = torch.maximum(alpha * self._sign, beta * self._sign)
-        self._cdf_a, self._cdf_b = ndtr(self._a), ndtr(self._b)
+        # The normalizer Z = Φ(b) − Φ(a) in the tail where the CDF values are
+        # smallest (best float precision): mirror the interval when its centre is > 0.
+        sign = torch.where(alpha + beta > 0, -1.0, 1.0).to(mean.dtype)
+        low_z = torch.minimum(alpha * sign, beta * sign)
+        high_z = torch.maximum(alpha * sign, beta * sign)
         tiny = torch.finfo(mean.dtype).tiny
-        self._log_z = torch.log((self._cdf_b - self._cdf_a).clamp_min(tiny))
+        self._log_z = torch.log((ndtr(high_z) - ndtr(low_z)).clamp_min(tiny))
         self._alpha, self._beta = alpha, beta
 
-    def rsample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
-        """Inverse-CDF reparameterized sample, (*sample_shape, ..., A)."""
+    def rsample(
+        self, sample_shape: tuple[int, ...] = (), site: str = "imagine_action"
+    ) -> torch.Tensor:
+        """Inverse-CDF reparameterized sample (*sample_shape, ..., A) from the
+        uniforms of `site`:
+        x = μ + σ·Φ⁻¹(Φ(a) + u·(Φ(b) − Φ(a))), in float64 as the released code,
+        with a, b = (low − μ)/σ, (high − μ)/σ; the gradient reaches μ and σ."""
         shape = torch.Size(sample_shape) + self.mean.shape
-        u = torch.rand(shape, device=self.mean.device, dtype=self.mean.dtype)
-        eps = torch.finfo(self.mean.dtype).eps
-        u = torch.where(self._sign < 0, 1 - u, u)  # same sample either way: continuous
-        p = self._cdf_a + u * (self._cdf_b - self._cdf_a)
-        z = ndtri(p.clamp(torch.finfo(p.dtype).tiny, 1 - eps)) * self._sign
-        x = (self.mean + self.std * z).clamp(self.low, self.high)
+        mean, std = self.mean.double().expand(shape), self.std.double().expand(shape)
+        a, b = (self.low - mean) / std, (self.high - mean) / std
+        cdf_a, cdf_b = ndtr(a), ndtr(b)
+        u = uniform(site, tuple(shape), device=mean.device, dtype=torch.float64)
+        p = cdf_a + u * (cdf_b - cdf_a)
+        eps = torch.finfo(torch.float64).eps
+        z = ndtri(p.clamp(torch.finfo(torch.float64).tiny, 1 - eps))
+        x = (mean + std * z).to(self.mean.dtype).clamp(self.low, self.high)
         return _straight_through_clip(x, self.low + self.clip, self.high - self.clip)
 
-    def sample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
-        return self.rsample(sample_shape).detach()
+    def sample(
+        self, sample_shape: tuple[int, ...] = (), site: str = "act"
+    ) -> torch.Tensor:
+        return self.rsample(sample_shape, site).detach()
 
     def mode(self) -> torch.Tensor:
         return _straight_through_clip(
@@ -134,13 +143,19 @@ class OneHotST:
         onehot = F.one_hot(index, self.logits.shape[-1]).to(self.probs.dtype)
         return onehot + self.probs - self.probs.detach()
 
-    def sample(self) -> torch.Tensor:
-        """Gumbel-max sample (exact categorical), straight-through gradient."""
-        gumbel = -torch.empty_like(self.logits).exponential_().log()
-        return self._straight_through((self.logits.detach() + gumbel).argmax(-1))
+    def sample(self, site: str = "act") -> torch.Tensor:
+        """Inverse-CDF sample from the uniforms of `site`, as the released code:
+        the index is #{k : cumsum(probs)[k] < u} (cumsum in float64), at most K − 1;
+        straight-through gradient."""
+        u = uniform(
+            site, self.logits.shape[:-1], device=self.logits.device, dtype=torch.float64
+        )
+        cdf = self.probs.detach().double().cumsum(-1)  # (..., K)
+        index = (cdf < u[..., None]).sum(-1).clamp(max=self.logits.shape[-1] - 1)
+        return self._straight_through(index)
 
-    def rsample(self) -> torch.Tensor:
-        return self.sample()
+    def rsample(self, site: str = "imagine_action") -> torch.Tensor:
+        return self.sample(site=site)
 
     def mode(self) -> torch.Tensor:
         return self._straight_through(self.logits.argmax(-1))

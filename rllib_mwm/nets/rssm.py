@@ -107,25 +107,31 @@ class RSSM(nn.Module):
         """[flat(stoch), deter] -> (..., stoch·classes + deter)."""
         return torch.cat([state["stoch"].flatten(-2), state["deter"]], dim=-1)
 
-    def _latent(self, logit: torch.Tensor, sample: bool) -> torch.Tensor:
+    def _latent(self, logit: torch.Tensor, sample: bool, site: str) -> torch.Tensor:
         dist = OneHotST(logit)  # (B, stoch, classes)
-        return dist.sample() if sample else dist.mode()
+        return dist.sample(site) if sample else dist.mode()
 
     def _pad_action(self, action: torch.Tensor) -> torch.Tensor:
         return F.pad(action, (0, self.cfg.action_in - action.shape[-1]))
 
     def img_step(
-        self, state: dict[str, torch.Tensor], prev_action: torch.Tensor, sample=True
+        self,
+        state: dict[str, torch.Tensor],
+        prev_action: torch.Tensor,
+        sample=True,
+        site: str = "imagine_prior",
     ) -> dict[str, torch.Tensor]:
         """Prior: h = W[flat(stoch), a] (then ELU if img_in_act); deter = GRU(h, deter);
-        logit = W(ELU(W deter)); stoch ~ OneHot(logit) straight-through."""
+        logit = W(ELU(W deter)); stoch ~ OneHot(logit) straight-through, drawn from
+        the uniforms of `site` (`rllib_mwm.nets.noise`)."""
         x = torch.cat([state["stoch"].flatten(-2), self._pad_action(prev_action)], -1)
         x = self.img_in(x)  # (B, hidden)
         x = F.elu(x) if self.cfg.img_in_act else x
         deter = self.cell(x, state["deter"])  # (B, deter)
         logit = self.img_dist(F.elu(self.img_out(deter)))  # (B, stoch·classes)
         logit = logit.unflatten(-1, (self.cfg.stoch, self.cfg.classes))
-        return {"deter": deter, "stoch": self._latent(logit, sample), "logit": logit}
+        stoch = self._latent(logit, sample, site)
+        return {"deter": deter, "stoch": stoch, "logit": logit}
 
     def obs_step(
         self,
@@ -139,10 +145,12 @@ class RSSM(nn.Module):
         and action are zeroed multiplicatively (no host-side branch)."""
         keep = 1.0 - is_first.to(prev_action.dtype)  # (B,)
         prev_state = {k: v * _expand_as(keep, v) for k, v in prev_state.items()}
-        prior = self.img_step(prev_state, prev_action * keep[:, None], sample)
+        prior = self.img_step(
+            prev_state, prev_action * keep[:, None], sample, site="observe_prior"
+        )
         x = F.elu(self.obs_out(torch.cat([prior["deter"], embed], dim=-1)))
         logit = self.obs_dist(x).unflatten(-1, (self.cfg.stoch, self.cfg.classes))
-        stoch = self._latent(logit, sample)
+        stoch = self._latent(logit, sample, "observe_posterior")
         post = {"deter": prior["deter"], "stoch": stoch, "logit": logit}
         return post, prior
 

@@ -10,6 +10,8 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from rllib_mwm.nets.noise import uniform
+
 
 def _sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
     """[sin(pos·ω), cos(pos·ω)] with ω_i = 1 / 10000^(i / (dim/2)), i < dim/2."""
@@ -83,7 +85,7 @@ def random_masking(
     else:
         groups = n if tube_T is None else n // tube_T
         assert tube_T is None or groups * tube_T == n, (n, tube_T)
-        noise = torch.rand(groups, length, device=x.device)  # (G, L)
+        noise = uniform("mae_mask_noise", (groups, length), device=x.device)  # (G, L)
         if tube_T is not None:
             noise = noise.repeat_interleave(tube_T, dim=0)  # (N, L)
         ids_shuffle = noise.argsort(dim=1)  # small noise is kept
