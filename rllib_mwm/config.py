@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import logging
 import numbers
 import warnings
 from typing import Any
@@ -29,7 +30,12 @@ with warnings.catch_warnings():
     )
 
 from rllib_mwm.envs.registry import check_env, is_task_name
+from rllib_mwm.nets.configs import network_configs
 from rllib_mwm.reporting import log_episode_success
+
+logger = logging.getLogger(__name__)
+#: `mwm_warnings` already logged in this process.
+_WARNED: set[str] = set()
 
 _OPT = {"lr": 3e-4, "eps": 1e-5, "clip": 100.0, "wd": 1e-6, "warmup": 0}
 
@@ -308,6 +314,11 @@ def _raise_if_set_elsewhere(key: str) -> None:
             )
 
 
+def _need(condition: bool, field: str, what: str) -> None:
+    if not condition:
+        raise ValueError(f"MWMConfig.{field} {what}.")
+
+
 def _check_type(name: str, value: Any, default: Any) -> None:
     """Values must have the default's type (ints are accepted for floats)."""
     if isinstance(default, bool):
@@ -450,6 +461,10 @@ class MWMConfig(AlgorithmConfig):
             )
         super().validate()
         self.validate_mwm()
+        for note in self.mwm_warnings():
+            if note not in _WARNED:  # Once per process.
+                _WARNED.add(note)
+                logger.warning("MWMConfig warning: %s", note)
         if is_task_name(self.env):
             check_env(self.env, dict(self.env_config or {}))
         if self.evaluation_interval:
@@ -465,6 +480,24 @@ class MWMConfig(AlgorithmConfig):
                     f"{self.num_learners} (each learner trains on batch / "
                     "num_learners sequences): make it a multiple of num_learners"
                 )
+
+    def mwm_warnings(self) -> list[str]:
+        """Values that are legal but almost surely a mistake (`validate()` logs
+        each once)."""
+        notes = []
+        capacity, prefill = self.replay["capacity"], self.prefill
+        if capacity < prefill:
+            notes.append(
+                f"replay.capacity {capacity} is below prefill {prefill}: the replay "
+                "drops random-action steps before training starts"
+            )
+        limit = (self.env_config or {}).get("time_limit")
+        if isinstance(limit, int) and self.train_every > limit:
+            notes.append(
+                f"train_every {self.train_every} is above the episode length {limit} "
+                "(env_config.time_limit): less than one update per episode"
+            )
+        return notes
 
     def _validate_evaluation_settings(self):
         # MWM schedules evaluation by `eval_every` agent steps (MWM.step), not by
@@ -504,28 +537,65 @@ class MWMConfig(AlgorithmConfig):
         self._validate_values()
 
     def _validate_values(self) -> None:
-        def need(cond: bool, field: str, what: str) -> None:
-            if not cond:
-                raise ValueError(f"MWMConfig.{field} {what}.")
+        """Every value alone and with the ones it must fit, then the networks'
+        sizes (`network_configs`, the same builder the RLModule uses)."""
+        self._validate_schedule()
+        self._validate_replay()
+        self._validate_losses_and_optimizers()
+        network_configs({key: getattr(self, key) for key in MODEL_KEYS})
 
-        need(0.0 <= self.mask_ratio < 1.0, "mask_ratio", "must be in [0, 1)")
-        need(self.max_consecutive_skips >= 1, "max_consecutive_skips", "must be >= 1")
-        need(0.0 <= self.wmkl_balance <= 1.0, "wmkl_balance", "must be in [0, 1]")
-        need(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
-        need(0.0 <= self.lambda_ <= 1.0, "lambda_", "must be in [0, 1]")
-        need(self.imag_horizon >= 2, "imag_horizon", "must be >= 2")
-        need(
-            set(self.grad_heads) <= {"reward", "discount"},
+    def _validate_schedule(self) -> None:
+        nonnegative = ("prefill", "mae_pretrain", "pretrain", "eval_eps")
+        for name in (*nonnegative, "max_policy_lag"):
+            _need(getattr(self, name) >= 0, name, "must be >= 0")
+        positive = ("train_every", "train_mae_every", "train_steps", "train_mae_steps")
+        for name in (*positive, "slow_target_update", "eval_every", "log_every"):
+            _need(getattr(self, name) >= 1, name, "must be >= 1")
+        _need(self.max_consecutive_skips >= 1, "max_consecutive_skips", "must be >= 1")
+        for name in ("dataset", "mae_dataset"):
+            for key in ("batch", "length"):
+                _need(getattr(self, name)[key] >= 1, f"{name}.{key}", "must be >= 1")
+        _need(self.imag_horizon >= 2, "imag_horizon", "must be >= 2")
+
+    def _validate_replay(self) -> None:
+        capacity = self.replay["capacity"]
+        for name in ("dataset", "mae_dataset"):
+            length = getattr(self, name)["length"]
+            if capacity < length:
+                raise ValueError(
+                    f"MWMConfig.replay.capacity {capacity} holds less than one "
+                    f"sequence of {name}.length {length}: try {max(length, 100_000)}."
+                )
+        directory = self.replay["directory"]
+        _need(
+            directory is None or (isinstance(directory, str) and directory != ""),
+            "replay.directory",
+            "must be a path (str) or None (None: <trial dir>/replay)",
+        )
+        _need(
+            1 <= self.replay["minlen"] <= self.dataset["length"],
+            "replay.minlen",
+            "must be in [1, dataset.length] (windows are at most dataset.length)",
+        )
+
+    def _validate_losses_and_optimizers(self) -> None:
+        _need(0.0 <= self.mask_ratio < 1.0, "mask_ratio", "must be in [0, 1)")
+        _need(0.0 <= self.wmkl_balance <= 1.0, "wmkl_balance", "must be in [0, 1]")
+        _need(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
+        _need(0.0 < self.lambda_ <= 1.0, "lambda_", "must be in (0, 1]")
+        heads = set(self.grad_heads)
+        _need(
+            heads <= {"reward", "discount"},
             "grad_heads",
             "may only list 'reward' and 'discount'",
         )
-        need(
-            "discount" not in self.grad_heads or self.pred_discount,
+        _need(
+            "discount" not in heads or self.pred_discount,
             "grad_heads",
             "lists 'discount' but pred_discount is False",
         )
         clip = self.clip_rewards
-        need(
+        _need(
             clip in ("identity", "sign", "tanh")
             or (
                 isinstance(clip, numbers.Real)
@@ -535,31 +605,22 @@ class MWMConfig(AlgorithmConfig):
             "clip_rewards",
             "must be 'identity', 'sign', 'tanh' or a positive number",
         )
-        nonnegative = ("prefill", "mae_pretrain", "pretrain", "eval_eps")
-        for name in (*nonnegative, "max_policy_lag"):
-            need(getattr(self, name) >= 0, name, "must be >= 0")
-        for name in ("train_every", "train_mae_every", "slow_target_update"):
-            need(getattr(self, name) >= 1, name, "must be >= 1")
-        for name in ("dataset", "mae_dataset"):
-            for key in ("batch", "length"):
-                need(getattr(self, name)[key] >= 1, f"{name}.{key}", "must be >= 1")
-        need(self.replay["capacity"] >= 1, "replay.capacity", "must be >= 1")
-        directory = self.replay["directory"]
-        need(
-            directory is None or (isinstance(directory, str) and directory != ""),
-            "replay.directory",
-            "must be a path (str) or None (None: <trial dir>/replay)",
+        scales = {f"loss_scales.{k}": v for k, v in self.loss_scales.items()}
+        scales["wmkl.scale"], scales["aent.scale"] = (
+            self.wmkl["scale"],
+            self.aent["scale"],
         )
-        minlen = self.replay["minlen"]
-        need(
-            1 <= minlen <= self.dataset["length"],
-            "replay.minlen",
-            "must be in [1, dataset.length] (windows are at most dataset.length)",
-        )
+        for name, value in {**scales, "wmkl_minloss": self.wmkl_minloss}.items():
+            _need(value >= 0, name, "must be >= 0")
+        norm = self.reward_norm
+        _need(0 <= norm["momentum"] <= 1, "reward_norm.momentum", "must be in [0, 1]")
+        _need(norm["eps"] > 0, "reward_norm.eps", "must be > 0")
         for name in ("mae_opt", "model_opt", "actor_opt", "critic_opt"):
             opt = getattr(self, name)
-            need(opt["lr"] > 0 and opt["eps"] > 0, f"{name}", "needs lr > 0, eps > 0")
-            need(0.0 <= opt["wd"] < 1.0, f"{name}.wd", "must be in [0, 1)")
+            _need(opt["lr"] > 0 and opt["eps"] > 0, name, "needs lr > 0, eps > 0")
+            _need(0.0 <= opt["wd"] < 1.0, f"{name}.wd", "must be in [0, 1)")
+            _need(opt["clip"] > 0, f"{name}.clip", "must be > 0 (a gradient norm)")
+            _need(opt["warmup"] >= 0, f"{name}.warmup", "must be >= 0 (updates)")
 
     def build_env_to_module_connector(self, env=None, spaces=None, device=None):
         """Adds RLlib's `is_first` column so the module resets its state

@@ -129,13 +129,25 @@ def summary_lines(
     command: list[str] | None = None,
 ) -> list[str]:
     """The end of a run of experiment `name` from Tune's results (`Result`s);
-    `command` is the argv after the program name, for the resume command."""
+    `command` is the argv after the program name, for the resume command.
+
+    Where every trial failed before its first iteration, nothing was trained:
+    each one's error comes first, with its error log, and there is no TensorBoard
+    or resume command to offer."""
     trials = [_trial(result) for result in results]
     errors = sum(trial["error"] is not None for trial in trials)
-    lines = [
+    header = (
         f"{name}: {len(trials)} trial(s), {errors} failed, wall time "
         f"{_duration(seconds)}; results in {experiment_path}"
-    ]
+    )
+    if trials and all(trial["failed_at_start"] for trial in trials):
+        lines = [
+            f"[{trial['id']}] failed before its first iteration: "
+            f"{_last_line(trial['error'])}; error log: {trial['path']}/error.txt"
+            for trial in trials
+        ]
+        return [*lines, header]
+    lines = [header]
     order = sorted(trials, key=_rank, reverse=True)
     for trial in order[:SUMMARY_TRIALS]:
         lines += [f"  [{trial['id']}] {line}" for line in _trial_lines(trial)]
@@ -160,7 +172,9 @@ def _trial(result) -> dict[str, Any]:
     checkpoint = result.checkpoint
     if checkpoint is not None:
         checkpoint = _location(checkpoint.path, checkpoint.filesystem)
+    frame = result.metrics_dataframe
     return {
+        "failed_at_start": result.error is not None and (frame is None or frame.empty),
         "id": (result.metrics or {}).get("trial_id") or os.path.basename(result.path),
         "path": _location(result.path, result.filesystem),
         "best": best_evaluation(evals),
@@ -170,11 +184,16 @@ def _trial(result) -> dict[str, Any]:
     }
 
 
+def _last_line(error: BaseException) -> str:
+    """The last non-empty line of an error (Tune wraps the trial's traceback)."""
+    message = [line for line in str(error).splitlines() if line.strip()]
+    return message[-1].strip() if message else type(error).__name__
+
+
 def _trial_lines(trial: dict) -> list[str]:
     lines = []
     if trial["error"] is not None:
-        message = [line for line in str(trial["error"]).splitlines() if line.strip()]
-        lines.append(f"failed: {message[-1] if message else type(trial['error'])}")
+        lines.append(f"failed: {_last_line(trial['error'])}")
         lines.append(f"error log: {trial['path']}/error.txt")
     if trial["best"] is None:
         lines.append("no evaluation")

@@ -40,7 +40,7 @@ from rllib_mwm import losses as L
 from rllib_mwm.data_parallel import ShardedRandom, all_reduce_mean, broadcast_
 from rllib_mwm.nets.mae import destandardize, standardize
 from rllib_mwm.nets.vit import TransformerStack, unpatchify
-from rllib_mwm.perf import phase, resolve_precision
+from rllib_mwm.perf import phase, precision_choice
 
 Tensor = torch.Tensor
 
@@ -462,7 +462,12 @@ class MWMTorchLearner(TorchLearner):
     @property
     def precision(self) -> str:
         """'bf16' or 'fp32': the config's `precision` resolved for this device."""
-        return resolve_precision(self.config.precision, self._device)
+        return self.precision_choice[0]
+
+    @property
+    def precision_choice(self) -> tuple[str, str]:
+        """(`precision`, why it was chosen)."""
+        return precision_choice(self.config.precision, self._device)
 
     def _autocast(self):
         """bf16 autocast (weights and optimizer state stay fp32) or nothing."""

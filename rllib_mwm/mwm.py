@@ -109,6 +109,11 @@ class MWM(Algorithm):
             directory=directory,
         )
         self._last_checkpoint = None  # Tune's newest complete one (`save`).
+        # The precision the learner trains in, and why (results' `learner/...`).
+        first, *_ = self.learner_group.foreach_learner(
+            lambda learner: learner.precision_choice
+        )
+        self._precision = tuple(first.get())
         self.progress = {
             "phase": "prefill" if config.prefill > 0 else "pretrain",
             "agent_steps": 0,  # All sampled agent steps, prefill included.
@@ -383,6 +388,8 @@ class MWM(Algorithm):
             self._start_evaluation()
         results = super().step()
         results["phase"] = p["phase"]
+        precision, reason = self._precision
+        results["learner"] = {"precision": precision, "precision_reason": reason}
         if parallel:
             finished = self._finished_evaluation()
             if finished is not None:

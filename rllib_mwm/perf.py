@@ -1,7 +1,9 @@
 """Speed plumbing for the learner: precision, the allocator, profiler phases.
 
-- `resolve_precision`: `precision: auto` means bf16 autocast on CUDA and on CPUs
-  with bf16 matrix units (AMX-BF16), fp32 everywhere else. Detected, not assumed.
+- `resolve_precision`: `precision: auto` means bf16 autocast wherever bf16 is the
+  faster here: CUDA, CPUs with AMX-BF16 or AVX512-BF16, and any other CPU on which
+  a short bf16 matmul probe runs ≥ 1.5× the fp32 rate; fp32 everywhere else.
+  `precision_choice` also says why.
 - `tune_allocator`: every update allocates and frees activations of tens to
   hundreds of MB. glibc returns such blocks to the kernel on free (mmap/trim) and
   faults them in again on the next update, which cost ~40% of the CPU update
@@ -19,6 +21,7 @@ import ctypes.util
 import functools
 import os
 import platform
+import time
 
 import torch
 
@@ -60,13 +63,51 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+#: A CPU without bf16 units picks bf16 when the probe runs this much faster.
+BF16_PROBE_SPEEDUP = 1.5
+
+
+def bf16_probe_speedup(size: int = 256, repeats: int = 3) -> float:
+    """The rate of a bf16 `size`² matmul over the fp32 one on this CPU (best of
+    `repeats` each, after a warm-up): about 0.1 s where bf16 is slow. Its own
+    generator: the probe leaves torch's random stream as it was."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, size, size, generator=generator)
+
+    def best(x: torch.Tensor, y: torch.Tensor) -> float:
+        x @ y
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            x @ y
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best(a, b) / best(a.bfloat16(), b.bfloat16())
+
+
 @functools.cache
-def cpu_has_bf16_units() -> bool:
-    """True when the CPU has AMX-BF16 tiles (bf16 matmuls several times fp32's
-    rate). AVX512-BF16 alone gives about fp32 speed, so it does not count."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+def cpu_bf16_choice() -> tuple[bool, str]:
+    """(bf16 is the faster precision on this CPU, why). The probe runs once per
+    process, and only on CPUs without AMX-BF16 or AVX512-BF16."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     flags = _cpu_flags()  # Empty where /proc/cpuinfo is missing (not Linux).
-    return bool(probe()) and ("amx_bf16" in flags or not flags)
+    if amx() and ("amx_bf16" in flags or not flags):
+        return True, "AMX-BF16 tiles"
+    if "avx512_bf16" in flags:
+        return True, "AVX512-BF16"
+    speedup = bf16_probe_speedup()
+    if speedup >= BF16_PROBE_SPEEDUP:
+        return True, f"a bf16 matmul probe ran {speedup:.2f}x the fp32 rate"
+    return False, (
+        f"no AMX-BF16 or AVX512-BF16, and a bf16 matmul probe ran {speedup:.2f}x "
+        f"the fp32 rate (below {BF16_PROBE_SPEEDUP}x)"
+    )
+
+
+def cpu_has_bf16_units() -> bool:
+    """True where bf16 matmuls are the faster ones on this CPU (`cpu_bf16_choice`)."""
+    return cpu_bf16_choice()[0]
 
 
 @functools.cache
@@ -81,12 +122,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def precision_choice(precision: str, device) -> tuple[str, str]:
+    """('fp32' or 'bf16', why) for the config's `precision` ('auto', 'fp32',
+    'bf16') on `device`."""
+    if precision != "auto":
+        return precision, f"precision: {precision}"
+    if device is not None and torch.device(device).type == "cuda":
+        return "bf16", "auto: CUDA"
+    faster, why = cpu_bf16_choice()
+    return ("bf16" if faster else "fp32"), f"auto: {why}"
+
+
 def resolve_precision(precision: str, device) -> str:
     """'fp32' or 'bf16' for the config's `precision` ('auto', 'fp32', 'bf16')."""
-    if precision != "auto":
-        return precision
-    on_cuda = device is not None and torch.device(device).type == "cuda"
-    return "bf16" if on_cuda or cpu_has_bf16_units() else "fp32"
+    return precision_choice(precision, device)[0]
 
 
 # ----------------------------------------------------------------- allocator

@@ -24,6 +24,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
+from rllib_mwm.nets.configs import network_configs
 from rllib_mwm.nets.heads import ActorHead, CriticHead, DiscountHead, RewardHead
 from rllib_mwm.nets.latent_vit import (
     LatentMLPDecoder,
@@ -31,7 +32,7 @@ from rllib_mwm.nets.latent_vit import (
     LatentViTEncoder,
 )
 from rllib_mwm.nets.mae import MAEConfig, MAEDecoder, MaskedViTEncoder, standardize
-from rllib_mwm.nets.rssm import RSSM, RSSMConfig
+from rllib_mwm.nets.rssm import RSSM
 
 Tensor = torch.Tensor
 #: The config key that sizes each network (for checkpoint-mismatch messages).
@@ -60,57 +61,49 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
             if self.discrete
             else int(np.prod(self.action_space.shape))
         )
-        self.mae_config = MAEConfig(**cfg["mae"], mask_ratio=cfg["mask_ratio"])
+        nets = network_configs(cfg, self.action_dim)
+        self.mae_config = nets.mae
         _check_observation_space(self.observation_space, self.mae_config)
         self.eval_state_mean = bool(cfg.get("eval_state_mean", False))
-        vit, rssm = cfg["wm_flat_vit"], cfg["rssm"]
-        grid = self.mae_config.img_size // self.mae_config.patch_size
-        token_dim = self.mae_config.embed_dim
+        vit, feat_dim = nets.latent_vit, nets.feat_dim
+        grid, token_dim = self.mae_config.grid, self.mae_config.embed_dim
         self.mae_encoder = MaskedViTEncoder(self.mae_config)
         self.mae_decoder = MAEDecoder(self.mae_config)
         self.latent_encoder = LatentViTEncoder(
-            token_dim=token_dim,
-            dim=vit["embed_dim"],
-            depth=vit["depth"],
-            num_heads=vit["num_heads"],
-            grid=grid,
+            token_dim, vit.embed_dim, vit.depth, vit.num_heads, grid
         )
-        self.rssm = RSSM(
-            RSSMConfig(
-                action_dim=self.action_dim,
-                embed_dim=vit["embed_dim"],
-                deter=rssm["deter"],
-                hidden=rssm["hidden"],
-                stoch=rssm["stoch"],
-                classes=rssm["discrete"],
-                action_pad=rssm["action_pad"],
-                img_in_act=rssm.get("img_in_act", False),
-            )
-        )
-        feat_dim = rssm["deter"] + rssm["stoch"] * rssm["discrete"]
-        if vit["decoder"] == "mlp":
+        self.rssm = RSSM(nets.rssm)
+        if vit.decoder == "mlp":
             self.latent_decoder = LatentMLPDecoder(
-                feat_dim, token_dim, hidden=vit["decoder_embed_dim"], grid=grid
+                feat_dim, token_dim, hidden=vit.decoder_embed_dim, grid=grid
             )
         else:
             self.latent_decoder = LatentViTDecoder(
-                feat_dim=feat_dim,
-                token_dim=token_dim,
-                dim=vit["decoder_embed_dim"],
-                depth=vit["decoder_depth"],
-                num_heads=vit["decoder_num_heads"],
-                grid=grid,
+                feat_dim,
+                token_dim,
+                vit.decoder_embed_dim,
+                vit.decoder_depth,
+                vit.decoder_num_heads,
+                grid,
             )
-        self.reward_head = RewardHead(feat_dim, **cfg["reward_head"])
+        heads = nets.reward_head, nets.discount_head, nets.critic
+        self.reward_head = RewardHead(feat_dim, heads[0].layers, heads[0].units)
         self.discount_head = (
-            DiscountHead(feat_dim, **cfg["discount_head"])
+            DiscountHead(feat_dim, heads[1].layers, heads[1].units)
             if cfg["pred_discount"]
             else None
         )
+        actor = nets.actor
         self.actor = ActorHead(
-            feat_dim, self.action_dim, discrete=self.discrete, **cfg["actor"]
+            feat_dim,
+            self.action_dim,
+            self.discrete,
+            actor.layers,
+            actor.units,
+            actor.min_std,
+            actor.max_std,
         )
-        self.critic = CriticHead(feat_dim, **cfg["critic"])
+        self.critic = CriticHead(feat_dim, heads[2].layers, heads[2].units)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -148,7 +141,7 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         rssm = self.rssm.cfg
         return {
             "deter": torch.zeros(rssm.deter),
-            "stoch": torch.zeros(rssm.stoch, rssm.classes),
+            "stoch": torch.zeros(rssm.stoch, rssm.discrete),
             "action": torch.zeros(self.action_dim),
         }
 

@@ -188,6 +188,125 @@ def not_a_choice(tmp_path):
 
 
 @case
+def mae_width_and_heads(tmp_path):
+    return message_of(ValueError, validated, mae={"embed_dim": 30})
+
+
+@case
+def mae_decoder_heads(tmp_path):
+    return message_of(ValueError, validated, mae={"decoder_num_heads": 3})
+
+
+@case
+def mae_image_grid(tmp_path):
+    return message_of(ValueError, validated, mae={"img_size": 60})
+
+
+@case
+def early_conv_patch(tmp_path):
+    return message_of(ValueError, validated, mae={"patch_size": 16})
+
+
+@case
+def reward_quirk_without_reward(tmp_path):
+    mae = {"reward_pred": False, "reward_quirk": True}
+    return message_of(ValueError, validated, mae=mae)
+
+
+@case
+def latent_vit_heads(tmp_path):
+    return message_of(ValueError, validated, wm_flat_vit={"num_heads": 3})
+
+
+@case
+def zero_depth(tmp_path):
+    return message_of(ValueError, validated, wm_flat_vit={"depth": 0})
+
+
+@case
+def rssm_size(tmp_path):
+    return message_of(ValueError, validated, rssm={"stoch": 0})
+
+
+@case
+def head_units(tmp_path):
+    return message_of(ValueError, validated, critic={"units": 0})
+
+
+@case
+def actor_std_range(tmp_path):
+    return message_of(ValueError, validated, actor={"min_std": 2.0})
+
+
+@case
+def mask_keeps_nothing(tmp_path):
+    return message_of(ValueError, validated, mask_ratio=0.999)
+
+
+@case
+def replay_below_one_sequence(tmp_path):
+    return message_of(ValueError, validated, replay={"capacity": 10})
+
+
+@case
+def short_horizon(tmp_path):
+    return message_of(ValueError, validated, imag_horizon=1)
+
+
+@case
+def zero_train_every(tmp_path):
+    return message_of(ValueError, validated, train_every=0)
+
+
+@case
+def zero_train_steps(tmp_path):
+    return message_of(ValueError, validated, train_steps=0)
+
+
+@case
+def zero_lambda(tmp_path):
+    return message_of(ValueError, validated, lambda_=0.0)
+
+
+@case
+def zero_gamma(tmp_path):
+    return message_of(ValueError, validated, gamma=0.0)
+
+
+@case
+def zero_clip(tmp_path):
+    return message_of(ValueError, validated, model_opt={"clip": 0.0})
+
+
+@case
+def negative_loss_scale(tmp_path):
+    return message_of(ValueError, validated, loss_scales={"kl": -1.0})
+
+
+@case
+def reward_norm_momentum(tmp_path):
+    return message_of(ValueError, validated, reward_norm={"momentum": 1.5})
+
+
+@case
+def env_time_limit(tmp_path):
+    return message_of(ValueError, make_env, "dmc_cartpole_swingup", time_limit=0)
+
+
+@case
+def replay_below_prefill(tmp_path):
+    (note,) = MWMConfig().training(replay={"capacity": 1000}).mwm_warnings()
+    return note
+
+
+@case
+def train_every_above_episode(tmp_path):
+    config = MWMConfig().environment(env_config={"time_limit": 100})
+    (note,) = config.training(train_every=200).mwm_warnings()
+    return note
+
+
+@case
 def negative_policy_lag(tmp_path):
     return message_of(ValueError, validated, max_policy_lag=-5)
 
@@ -211,6 +330,11 @@ def module(obs_space=OBS_SPACE, **training):
         action_space=ACT_SPACE,
         model_config=tiny_config(**training)._model_config_auto_includes,
     )
+
+
+@case
+def action_pad_below_actions(tmp_path):
+    return message_of(ValueError, module, rssm={"action_pad": 2})
 
 
 @case

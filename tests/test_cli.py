@@ -351,8 +351,14 @@ def test_a_failed_trial_shows_in_the_quiet_console(tmp_path):
     lines = out.splitlines()
     (summary,) = [line for line in lines if line.startswith("PPO_NoSuchEnv-v0: ")]
     assert "1 trial(s), 1 failed" in summary
-    assert any(re.search(r"\] failed: .+", line) for line in lines), out
-    assert any(line.endswith("error.txt") for line in lines), out
+    # It failed before its first iteration: its error first, no resume hint.
+    first = lines.index(summary) - 1
+    assert re.search(r"\] failed before its first iteration: .+", lines[first]), out
+    assert lines[first].endswith("error.txt"), out
+    after = lines[first:]
+    assert not any(
+        line.strip().startswith(("resume:", "TensorBoard:")) for line in after
+    )
 
 
 def test_quiet_console_hides_only_tunes_stale_checkpoint_error():

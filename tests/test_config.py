@@ -1,9 +1,11 @@
 """MWMConfig: reference defaults, merging, and one-line errors naming the field."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
-from helpers import ACT_SPACE, OBS_SPACE, tiny_config
+from helpers import ACT_SPACE, OBS_SPACE, build_learner, tiny_config
 
 from rllib_mwm.config import MWM_DEFAULTS, MWMConfig
 
@@ -230,3 +232,36 @@ def test_cpu_preset_keeps_mwm_and_trains_at_its_batch_shapes():
     for results in (wm, mae):
         losses = {k: float(v) for k, v in results.items() if k.endswith("loss")}
         assert losses and all(np.isfinite(v) for v in losses.values()), losses
+
+
+def test_suspicious_values_are_logged_once_and_still_run(caplog, monkeypatch):
+    import rllib_mwm.config as config_module
+
+    monkeypatch.setattr(config_module, "_WARNED", set())
+    config = tiny_config(replay={"capacity": 1000})
+    with caplog.at_level(logging.WARNING, logger="rllib_mwm.config"):
+        config.validate()
+        config.validate()
+    notes = [r.getMessage() for r in caplog.records if "MWMConfig" in r.getMessage()]
+    assert notes == [
+        "MWMConfig warning: replay.capacity 1000 is below prefill 5000: the replay "
+        "drops random-action steps before training starts"
+    ]
+    assert tiny_config().mwm_warnings() == []
+
+
+def test_validate_builds_the_networks_configs_the_module_uses():
+    """The check and the networks share one builder: what validate accepts, the
+    module builds with exactly those sizes."""
+    from rllib_mwm.nets.configs import network_configs
+
+    config = tiny_config(mae={"embed_dim": 60, "num_heads": 5})
+    with pytest.raises(ValueError, match="embed_dim 60 must be divisible by mae.num"):
+        config.validate_mwm()
+    config = tiny_config(actor={"min_std": 0.2, "max_std": 0.5})
+    config.validate_mwm()
+    module = build_learner(config).module["default_policy"]
+    nets = network_configs(config._model_config_auto_includes, action_dim=4)
+    assert (module.actor.min_std, module.actor.max_std) == (0.2, 0.5)
+    assert module.rssm.cfg == nets.rssm
+    assert module.mae_config == nets.mae

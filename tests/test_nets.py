@@ -37,7 +37,7 @@ from rllib_mwm.nets.vit import TransformerStack
 TINY_MAE = dict(
     embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16, decoder_depth=1
 )
-TINY_RSSM = dict(action_dim=3, embed_dim=8, deter=16, hidden=16, stoch=4, classes=5)
+TINY_RSSM = dict(action_dim=3, embed_dim=8, deter=16, hidden=16, stoch=4, discrete=5)
 
 
 def count(module):
@@ -77,7 +77,7 @@ def test_parameter_counts(build, expected):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="patch_size 8"):
+    with pytest.raises(ValueError, match="patch_size 16 must be 8"):
         MAEConfig(patch_size=16)
     with pytest.raises(ValueError, match="num_heads"):
         MAEConfig(embed_dim=264, num_heads=5)
@@ -350,7 +350,7 @@ def test_mlp_decoder_starts_at_the_tracked_mean_tokens():
 # ---------------------------------------------------------------------- RSSM
 def _random_state(rssm, batch):
     cfg = rssm.cfg
-    logit = torch.randn(batch, cfg.stoch, cfg.classes)
+    logit = torch.randn(batch, cfg.stoch, cfg.discrete)
     return {
         "deter": torch.randn(batch, cfg.deter),
         "stoch": OneHotST(logit).sample(),

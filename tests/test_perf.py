@@ -25,30 +25,42 @@ from rllib_mwm import perf
         ("auto", None, False, "fp32"),
     ],
 )
-def test_precision_auto_is_bf16_only_on_cuda_or_cpu_bf16_units(
+def test_precision_auto_is_bf16_only_where_bf16_is_faster(
     monkeypatch, precision, device, has_units, expected
 ):
-    monkeypatch.setattr(perf, "cpu_has_bf16_units", lambda: has_units)
+    monkeypatch.setattr(perf, "cpu_bf16_choice", lambda: (has_units, "probe"))
     assert perf.resolve_precision(precision, device) == expected
+    chosen, why = perf.precision_choice(precision, device)
+    assert chosen == expected and why
 
 
 @pytest.mark.parametrize(
-    "amx_tile, flags, expected",
+    "amx_tile, flags, speedup, expected, why",
     [
-        (True, {"avx512f", "amx_tile", "amx_bf16"}, True),
-        (True, {"avx512f", "amx_tile"}, False),  # AMX without its bf16 unit
-        (False, {"avx512f", "avx512_bf16"}, False),  # AVX512-BF16 is ~fp32 speed
-        (False, {"avx2", "fma"}, False),
+        (True, {"avx512f", "amx_tile", "amx_bf16"}, 1.0, True, "AMX-BF16 tiles"),
+        (True, {"avx512f", "amx_tile"}, 1.0, False, "1.00x"),  # AMX without bf16
+        (False, {"avx512f", "avx512_bf16"}, 1.0, True, "AVX512-BF16"),
+        (False, {"avx2", "fma"}, 1.2, False, "below 1.5x"),
+        (False, {"avx2", "fma"}, 2.0, True, "probe ran 2.00x"),
     ],
 )
-def test_bf16_units_are_detected_from_the_cpu(monkeypatch, amx_tile, flags, expected):
+def test_bf16_is_chosen_from_the_cpu_flags_or_the_probe(
+    monkeypatch, amx_tile, flags, speedup, expected, why
+):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx_tile)
     monkeypatch.setattr(perf, "_cpu_flags", lambda: flags)
-    perf.cpu_has_bf16_units.cache_clear()
+    monkeypatch.setattr(perf, "bf16_probe_speedup", lambda: speedup)
+    perf.cpu_bf16_choice.cache_clear()
     try:
+        faster, reason = perf.cpu_bf16_choice()
+        assert faster is expected and why in reason
         assert perf.cpu_has_bf16_units() is expected
     finally:
-        perf.cpu_has_bf16_units.cache_clear()
+        perf.cpu_bf16_choice.cache_clear()
+
+
+def test_bf16_probe_measures_a_positive_rate():
+    assert perf.bf16_probe_speedup(size=64, repeats=2) > 0
 
 
 _RSS_AFTER_FREE = textwrap.dedent(

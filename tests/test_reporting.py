@@ -203,3 +203,16 @@ def test_summary_without_success_or_evaluations():
     assert "best eval: return 4.0 at 100 agent steps" in text
     assert "success" not in text and "checkpoint:" not in text
     assert not any(line.strip().startswith("evaluate:") for line in lines)
+
+
+def test_summary_of_trials_that_failed_before_their_first_iteration():
+    error = RuntimeError("Traceback ...\n  File x\nValueError: env crashed at reset\n")
+    results = [fake_result([], error=error, trial_id=t) for t in ("t0", "t1")]
+    lines = console.summary_lines("exp", results, 3.0, "/results/exp", ["train"])
+    assert lines[0] == (
+        "[t0] failed before its first iteration: ValueError: env crashed at reset; "
+        "error log: /results/exp/t0/error.txt"
+    )
+    assert lines[1].startswith("[t1] failed before its first iteration")
+    assert lines[2].startswith("exp: 2 trial(s), 2 failed")
+    assert len(lines) == 3  # No TensorBoard, evaluate or resume line.

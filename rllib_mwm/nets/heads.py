@@ -1,11 +1,13 @@
 """MLP heads on the RSSM feat: reward, discount, actor, critic
 (docs/algorithm.md §3, §4)."""
 
+import dataclasses
 import math
 
 import torch
 from torch import nn
 
+from rllib_mwm.nets.checks import at_least, fail
 from rllib_mwm.nets.dists import MSE, Bernoulli, OneHotST, SymlogMSE, TruncNormalST
 
 
@@ -14,6 +16,40 @@ def variance_scaling_(weight: torch.Tensor, scale: float) -> torch.Tensor:
     fan_out, fan_in = weight.shape
     limit = math.sqrt(3.0 * scale / ((fan_in + fan_out) / 2))
     return nn.init.uniform_(weight, -limit, limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    """An MLP head's size; `key` is its config key (`reward_head`, `critic`, ...)."""
+
+    key: str
+    layers: int = 4
+    units: int = 512
+
+    def __post_init__(self):
+        at_least(f"{self.key}.layers", self.layers, 0)
+        at_least(f"{self.key}.units", self.units)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorConfig(HeadConfig):
+    """The actor's size and its std range (min_std, max_std)."""
+
+    min_std: float = 0.1
+    max_std: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.max_std > 0:
+            raise fail("actor.max_std", self.max_std, "must be > 0", 1.0)
+        if not 0 < self.min_std < self.max_std:
+            raise fail(
+                "actor.min_std",
+                self.min_std,
+                f"must lie in (0, actor.max_std {self.max_std}) (std = (max_std − "
+                "min_std)·sigmoid(x) + min_std)",
+                round(min(0.1, self.max_std / 2), 6),
+            )
 
 
 class MLP(nn.Module):

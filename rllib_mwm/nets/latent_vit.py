@@ -7,9 +7,12 @@ reordering (via `move_cls_last` / `move_cls_first`): the MAE puts CLS first, the
 latent ViTs give it the extra (grid, grid) position at the end.
 """
 
+import dataclasses
+
 import torch
 from torch import nn
 
+from rllib_mwm.nets.checks import at_least, fail, heads_and_width
 from rllib_mwm.nets.vit import (
     TransformerStack,
     init_vit_weights,
@@ -17,6 +20,34 @@ from rllib_mwm.nets.vit import (
     move_cls_last,
     sincos_pos_embed_with_extra,
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentViTConfig:
+    """Sizes of the latent ViTs (`wm_flat_vit`, docs/algorithm.md §3); `decoder`
+    "vit" (the reference) or "mlp" (`LatentMLPDecoder`, `decoder_embed_dim`
+    hidden units)."""
+
+    embed_dim: int = 128
+    depth: int = 2
+    num_heads: int = 4
+    decoder_embed_dim: int = 128
+    decoder_depth: int = 2
+    decoder_num_heads: int = 4
+    decoder: str = "vit"
+
+    def __post_init__(self):
+        if self.decoder not in ("vit", "mlp"):
+            raise fail("wm_flat_vit.decoder", self.decoder, "is not a decoder", "vit")
+        at_least("wm_flat_vit.depth", self.depth)
+        heads_and_width("wm_flat_vit", "embed_dim", "num_heads", self)
+        if self.decoder == "vit":
+            at_least("wm_flat_vit.decoder_depth", self.decoder_depth)
+            heads_and_width(
+                "wm_flat_vit", "decoder_embed_dim", "decoder_num_heads", self
+            )
+        else:
+            at_least("wm_flat_vit.decoder_embed_dim", self.decoder_embed_dim)
 
 
 class LatentViTEncoder(nn.Module):

@@ -1,11 +1,13 @@
 """The masked autoencoder over convolutional features (docs/algorithm.md §1, §2)."""
 
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rllib_mwm.nets.checks import at_least, divisible, fail, heads_and_width
 from rllib_mwm.nets.vit import (
     TransformerStack,
     init_vit_weights,
@@ -42,30 +44,46 @@ class MAEConfig:
     tube_masking: bool = False
 
     def __post_init__(self):
-        checks = {
-            "img_size must be divisible by patch_size": (
-                self.img_size % self.patch_size == 0
-            ),
-            "embed_dim must be divisible by num_heads": (
-                self.embed_dim % self.num_heads == 0
-            ),
-            "decoder_embed_dim must be divisible by decoder_num_heads": (
-                self.decoder_embed_dim % self.decoder_num_heads == 0
-            ),
-            "sin-cos embeddings need embed_dim and decoder_embed_dim divisible by 4": (
-                self.embed_dim % 4 == 0 and self.decoder_embed_dim % 4 == 0
-            ),
-            "early_conv (3 stride-2 convs) gives an img/8 grid: needs patch_size 8 "
-            "and embed_dim divisible by 8": (
-                not self.early_conv
-                or (self.patch_size == 8 and self.embed_dim % 8 == 0)
-            ),
-            "mask_ratio must lie in [0, 1)": 0.0 <= self.mask_ratio < 1.0,
-            "reward_quirk needs reward_pred": self.reward_pred or not self.reward_quirk,
-        }
-        failed = [msg for msg, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError(f"invalid MAEConfig {self}: " + "; ".join(failed))
+        for name in ("img_size", "patch_size", "depth", "decoder_depth"):
+            at_least(f"mae.{name}", getattr(self, name))
+        if self.in_chans != 3:
+            raise fail("mae.in_chans", self.in_chans, "must be 3 (RGB frames)", 3)
+        if not self.mlp_ratio > 0:
+            raise fail("mae.mlp_ratio", self.mlp_ratio, "must be > 0", 4.0)
+        if self.early_conv and self.patch_size != 8:
+            raise fail(
+                "mae.patch_size",
+                self.patch_size,
+                "must be 8 with mae.early_conv (three stride-2 convs: an img_size/8 "
+                "grid)",
+                "8, or mae.early_conv false",
+            )
+        ps = self.patch_size
+        divisible("mae.img_size", self.img_size, {f"mae.patch_size {ps}": ps})
+        at_least("mae.num_heads", self.num_heads)
+        at_least("mae.embed_dim", self.embed_dim)
+        heads = self.num_heads
+        divisors = {f"mae.num_heads {heads}": heads, "4 (sin-cos embedding)": 4}
+        if self.early_conv:  # The stem's widths are D/8, D/4, D/2.
+            divisors["8 (early conv)"] = 8
+        divisible("mae.embed_dim", self.embed_dim, divisors)
+        heads_and_width("mae", "decoder_embed_dim", "decoder_num_heads", self)
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise fail("mask_ratio", self.mask_ratio, "must be in [0, 1)", 0.75)
+        patches = self.num_patches
+        if int(patches * (1 - self.mask_ratio)) < 1:
+            highest = math.floor((1 - 1 / patches) * 1000) / 1000
+            raise fail(
+                "mask_ratio",
+                self.mask_ratio,
+                f"keeps int({patches}·(1 − {self.mask_ratio})) = 0 of the "
+                f"{patches} tokens (the MAE encoder needs one)",
+                f"{highest} or less",
+            )
+        if self.reward_quirk and not self.reward_pred:
+            raise fail(
+                "mae.reward_quirk", True, "needs mae.reward_pred", "reward_quirk false"
+            )
 
     @property
     def grid(self) -> int:

@@ -1,7 +1,7 @@
 """DreamerV2 discrete RSSM on the pooled latent-ViT embeddings (docs/algorithm.md §3).
 
-State = {"deter": (B, deter), "stoch": (B, stoch, classes) one-hot,
-"logit": (B, stoch, classes)}; feat = [flat(stoch), deter].
+State = {"deter": (B, deter), "stoch": (B, stoch, discrete) one-hot,
+"logit": (B, stoch, discrete)}; feat = [flat(stoch), deter].
 """
 
 import dataclasses
@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rllib_mwm.nets.checks import at_least, fail
 from rllib_mwm.nets.dists import OneHotST
 
 
@@ -25,18 +26,25 @@ class RSSMConfig:
     deter: int = 1024
     hidden: int = 1024
     stoch: int = 32
-    classes: int = 32
+    discrete: int = 32
     action_pad: int = 0
     img_in_act: bool = False
 
     def __post_init__(self):
-        sizes = ("action_dim", "embed_dim", "deter", "hidden", "stoch", "classes")
-        bad = [name for name in sizes if getattr(self, name) <= 0]
-        if bad:
-            raise ValueError(f"RSSMConfig sizes must be positive: {bad}")
-        if self.action_pad and self.action_pad < self.action_dim:
+        for name in ("deter", "hidden", "stoch", "discrete"):
+            at_least(f"rssm.{name}", getattr(self, name))
+        at_least("wm_flat_vit.embed_dim", self.embed_dim)
+        if self.action_dim < 1:
             raise ValueError(
-                f"action_pad {self.action_pad} < action_dim {self.action_dim}"
+                f"RSSMConfig.action_dim must be >= 1, got {self.action_dim}"
+            )
+        at_least("rssm.action_pad", self.action_pad, 0)
+        if self.action_pad and self.action_pad < self.action_dim:
+            raise fail(
+                "rssm.action_pad",
+                self.action_pad,
+                f"is below the action size {self.action_dim}",
+                f"0 or {max(self.action_dim, 50)}",
             )
 
     @property
@@ -45,7 +53,7 @@ class RSSMConfig:
 
     @property
     def feat_dim(self) -> int:
-        return self.stoch * self.classes + self.deter
+        return self.stoch * self.discrete + self.deter
 
 
 class LayerNormGRUCell(nn.Module):
@@ -81,7 +89,7 @@ class RSSM(nn.Module):
     def __init__(self, cfg: RSSMConfig):
         super().__init__()
         self.cfg = cfg
-        flat = cfg.stoch * cfg.classes
+        flat = cfg.stoch * cfg.discrete
         self.img_in = nn.Linear(flat + cfg.action_in, cfg.hidden)
         self.cell = LayerNormGRUCell(cfg.hidden, cfg.deter)
         self.img_out = nn.Linear(cfg.deter, cfg.hidden)
@@ -94,7 +102,7 @@ class RSSM(nn.Module):
         self, batch_size: int, device=None, dtype=torch.float32
     ) -> dict[str, torch.Tensor]:
         """All-zero state."""
-        shape = (batch_size, self.cfg.stoch, self.cfg.classes)
+        shape = (batch_size, self.cfg.stoch, self.cfg.discrete)
         return {
             "deter": torch.zeros(
                 batch_size, self.cfg.deter, device=device, dtype=dtype
@@ -104,11 +112,11 @@ class RSSM(nn.Module):
         }
 
     def feat(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[flat(stoch), deter] -> (..., stoch·classes + deter)."""
+        """[flat(stoch), deter] -> (..., stoch·discrete + deter)."""
         return torch.cat([state["stoch"].flatten(-2), state["deter"]], dim=-1)
 
     def _latent(self, logit: torch.Tensor, sample: bool, site: str) -> torch.Tensor:
-        dist = OneHotST(logit)  # (B, stoch, classes)
+        dist = OneHotST(logit)  # (B, stoch, discrete)
         return dist.sample(site) if sample else dist.mode()
 
     def _pad_action(self, action: torch.Tensor) -> torch.Tensor:
@@ -128,8 +136,8 @@ class RSSM(nn.Module):
         x = self.img_in(x)  # (B, hidden)
         x = F.elu(x) if self.cfg.img_in_act else x
         deter = self.cell(x, state["deter"])  # (B, deter)
-        logit = self.img_dist(F.elu(self.img_out(deter)))  # (B, stoch·classes)
-        logit = logit.unflatten(-1, (self.cfg.stoch, self.cfg.classes))
+        logit = self.img_dist(F.elu(self.img_out(deter)))  # (B, stoch·discrete)
+        logit = logit.unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
         stoch = self._latent(logit, sample, site)
         return {"deter": deter, "stoch": stoch, "logit": logit}
 
@@ -149,7 +157,7 @@ class RSSM(nn.Module):
             prev_state, prev_action * keep[:, None], sample, site="observe_prior"
         )
         x = F.elu(self.obs_out(torch.cat([prior["deter"], embed], dim=-1)))
-        logit = self.obs_dist(x).unflatten(-1, (self.cfg.stoch, self.cfg.classes))
+        logit = self.obs_dist(x).unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
         stoch = self._latent(logit, sample, "observe_posterior")
         post = {"deter": prior["deter"], "stoch": stoch, "logit": logit}
         return post, prior
