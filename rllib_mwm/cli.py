@@ -178,7 +178,10 @@ def check_experiment(experiment: Experiment) -> None:
     if isinstance(trainable, type) and issubclass(trainable, Algorithm):
         config = trainable.get_default_config()
         try:
-            config.update_from_dict(cluster.first_sample(space)).validate()
+            config.update_from_dict(cluster.first_sample(space))
+            for note in getattr(config, "new_warnings", list)():
+                print(f"rllib: warning: {note}", file=sys.stderr)
+            config.validate()
         except (ValueError, TypeError, ImportError) as error:
             message = str(error).strip().splitlines()[0]
             raise CLIError(f"experiment {experiment.name!r}: {message}") from error

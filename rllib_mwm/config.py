@@ -461,10 +461,8 @@ class MWMConfig(AlgorithmConfig):
             )
         super().validate()
         self.validate_mwm()
-        for note in self.mwm_warnings():
-            if note not in _WARNED:  # Once per process.
-                _WARNED.add(note)
-                logger.warning("MWMConfig warning: %s", note)
+        for note in self.new_warnings():
+            logger.warning("MWMConfig warning: %s", note)
         if is_task_name(self.env):
             check_env(self.env, dict(self.env_config or {}))
         if self.evaluation_interval:
@@ -497,6 +495,12 @@ class MWMConfig(AlgorithmConfig):
                 f"train_every {self.train_every} is above the episode length {limit} "
                 "(env_config.time_limit): less than one update per episode"
             )
+        return notes
+
+    def new_warnings(self) -> list[str]:
+        """`mwm_warnings` not yet given in this process; each is given once."""
+        notes = [note for note in self.mwm_warnings() if note not in _WARNED]
+        _WARNED.update(notes)
         return notes
 
     def _validate_evaluation_settings(self):

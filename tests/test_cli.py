@@ -18,7 +18,13 @@ from ray.tune.search.sample import Domain
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rllib_mwm import MWMConfig
-from rllib_mwm.cli import CLIError, experiment_from_dict, load_experiments, main
+from rllib_mwm.cli import (
+    CLIError,
+    check_experiment,
+    experiment_from_dict,
+    load_experiments,
+    main,
+)
 from rllib_mwm.train import build_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -388,3 +394,37 @@ def test_quiet_console_hides_only_tunes_stale_checkpoint_error():
     assert not keep(record(stale))
     assert keep(record(FileNotFoundError("Path not found: /x/trial/result.json")))
     assert keep(record(OSError("checkpoint_000001: no space left on device")))
+
+
+def test_suspicious_values_are_warned_once_before_the_run(capsys, monkeypatch):
+    import rllib_mwm.config as config_module
+
+    monkeypatch.setattr(config_module, "_WARNED", set())
+    config = {
+        "env": "metaworld_reach",
+        "presets": ["debug"],
+        "replay": {"capacity": 60},
+    }
+    experiment = experiment_from_dict("mwm", {"run": "MWM", "config": config})
+    check_experiment(experiment)
+    check_experiment(experiment)
+    err = capsys.readouterr().err
+    assert err.count("rllib: warning: replay.capacity 60 is below prefill 100") == 1
+
+
+def test_original_flags_go_through_the_released_config_translation():
+    experiment, _ = build_experiment(
+        [
+            "--logdir",
+            "x",
+            "--task",
+            "metaworld_reach",
+            "--reward_head.layers",
+            "[64, 64]",
+        ]
+    )
+    assert experiment.param_space["reward_head"] == {"layers": 2, "units": 64}
+    with pytest.raises(CLIError, match="rssm.norm = 'layer' is not supported"):
+        build_experiment(
+            ["--logdir", "x", "--task", "metaworld_reach", "--rssm.norm", "layer"]
+        )
