@@ -341,18 +341,19 @@ class MWMTorchLearner(TorchLearner):
 
     # ------------------------------------------------------------------ helpers
     def _total(self, losses: dict[str, Tensor], metrics: dict) -> Tensor:
-        """Sums losses × `loss_scales` (actor/critic are unscaled); logs each.
+        """Sums losses × `loss_scales` (actor/critic are unscaled); logs each, and
+        the sum as `<optimizer>/loss` where it has several terms (MAE, world model).
 
         The KL loss arrives already scaled by `wmkl.scale` (inside its clip)."""
         scales = self.config.loss_scales
+        optimizer = LOSS_OPTIMIZER[next(iter(losses))]
         total = 0.0
         for key, value in losses.items():
             scale = 1.0 if key in ("actor", "critic") else scales[key]
-            prefix = LOSS_OPTIMIZER[key]
-            metrics[f"{prefix}/{key}_loss"] = value.detach()
+            metrics[f"{optimizer}/{key}_loss"] = value.detach()
             total = total + scale * value.float()
-        if key not in OPTIMIZERS:  # The total of the MAE's or the world model's.
-            metrics[f"{prefix}/loss"] = total.detach()
+        if optimizer not in losses:
+            metrics[f"{optimizer}/loss"] = total.detach()
         return total
 
     def _step(self, name: str, loss: Tensor, lr_scale: float = 1.0) -> dict:
