@@ -5,9 +5,10 @@ A golden fixture (`mwm_golden_*.npz`, the keys in its README) holds three rounds
 its initial weights, two fixed batches of real Meta-world frames, the uniforms of
 every random draw, the metrics of each update and every variable after it.
 `run_fixture` loads the same weights (`released.WEIGHT_TABLE`), replays the same
-uniforms through the `nets.noise` seam and runs the same updates; `compare` says
-how far each metric and each variable's change in one update are from the
-released code's. `tests/test_reference_parity.py` holds them to their bounds;
+uniforms through the `nets.noise` seam and runs the same updates;
+`metric_errors` and `change_errors` say how far each metric and each variable's
+change in one update are from the released code's.
+`tests/test_reference_parity.py` holds them to their bounds;
 `scripts/reference_margins.py` writes the margins as JSON.
 """
 

@@ -42,7 +42,7 @@ ENV_KEYS = {
 }
 #: Original keys of the run, not of the update: the command line reads `logdir` and
 #: `steps` itself; the others only change logging or process layout.
-RUN_KEYS = ("logdir", "steps", "envs_parallel", "jit", "log_keys_video")
+RUN_KEYS = ("logdir", "steps", "envs_parallel", "jit")
 #: Original settings we implement for one value only: key → (the value, why).
 FIXED = {
     "expl_until": (0, "exploration noise is not implemented"),
@@ -64,7 +64,7 @@ UNUSED = (
     "rssm.min_std",
     "replay.maxlen",  # Windows are dataset.length long.
     "loss_scales.proprio",  # No proprioceptive decoder.
-    "wm_flat_vit.img_size",  # The MAE's grid (checked below).
+    "wm_flat_vit.img_size",  # The MAE's grid, patches and width (checked below).
     "wm_flat_vit.patch_size",
     "wm_flat_vit.in_chans",
     "mae_opt.wd_pattern",
@@ -171,11 +171,19 @@ def _translate_head(ours: dict, head: str, sub: str, value: Any) -> None:
 
 
 def _check_latent_vit(released: dict[str, Any]) -> None:
+    """The latent ViTs' image is the MAE's token grid: one token per patch, the
+    MAE's width per token (checked where the released config gives both sides)."""
     vit, mae = released.get("wm_flat_vit", {}), released.get("mae", {})
     if "patch_size" in vit and vit["patch_size"] != 1:
         raise _error("wm_flat_vit.patch_size", vit["patch_size"], "tokens are patches")
     if "in_chans" in vit and "embed_dim" in mae and vit["in_chans"] != mae["embed_dim"]:
         raise _error("wm_flat_vit.in_chans", vit["in_chans"], "it is mae.embed_dim")
+    if "img_size" in vit and {"img_size", "patch_size"} <= set(mae):
+        grid = mae["img_size"] // mae["patch_size"]
+        if vit["img_size"] != grid:
+            raise _error(
+                "wm_flat_vit.img_size", vit["img_size"], f"the MAE grid is {grid}"
+            )
 
 
 def with_released_switches(config: dict[str, Any]) -> dict[str, Any]:
@@ -281,6 +289,15 @@ def to_ours(array: np.ndarray, layout: str) -> torch.Tensor:
     return tensor
 
 
+def to_released(tensor: torch.Tensor, layout: str) -> np.ndarray:
+    """The inverse of `to_ours`."""
+    if layout in ("dense", "mean_rows", "std_rows") and tensor.dim() == 2:
+        tensor = tensor.T
+    elif layout == "conv":
+        tensor = tensor.permute(2, 3, 1, 0)
+    return tensor.cpu().numpy().copy()
+
+
 def _rows(param: torch.Tensor, layout: str) -> torch.Tensor:
     """The part of `param` a released variable of `layout` covers."""
     if layout not in ("mean_rows", "std_rows"):
@@ -330,10 +347,5 @@ def released_arrays(module: torch.nn.Module, names: list[str]) -> dict[str, np.n
         ours, layout = resolve(name)
         if layout == "state":
             continue
-        value = _rows(params[ours].detach(), layout).cpu()
-        if layout == "conv":
-            value = value.permute(2, 3, 1, 0)
-        elif value.dim() == 2 and layout != "copy":
-            value = value.T
-        arrays[name] = value.numpy().copy()
+        arrays[name] = to_released(_rows(params[ours].detach(), layout), layout)
     return arrays

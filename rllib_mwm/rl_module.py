@@ -86,10 +86,10 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
                 vit.decoder_num_heads,
                 grid,
             )
-        heads = nets.reward_head, nets.discount_head, nets.critic
-        self.reward_head = RewardHead(feat_dim, heads[0].layers, heads[0].units)
+        reward, discount = nets.reward_head, nets.discount_head
+        self.reward_head = RewardHead(feat_dim, reward.layers, reward.units)
         self.discount_head = (
-            DiscountHead(feat_dim, heads[1].layers, heads[1].units)
+            DiscountHead(feat_dim, discount.layers, discount.units)
             if cfg["pred_discount"]
             else None
         )
@@ -103,7 +103,7 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
             actor.min_std,
             actor.max_std,
         )
-        self.critic = CriticHead(feat_dim, heads[2].layers, heads[2].units)
+        self.critic = CriticHead(feat_dim, nets.critic.layers, nets.critic.units)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
 
     def set_state(self, state: dict[str, Any]) -> None:

@@ -149,3 +149,14 @@ def test_loading_rejects_a_wrong_shape():
     with pytest.raises(ValueError, match="does not fit 'rssm.img_in.weight'"):
         load_released_weights(module, wrong)
     assert torch.isfinite(module.rssm.img_in.weight).all()
+
+
+def test_latent_vit_image_must_be_the_mae_grid():
+    released = {
+        "mae": {"img_size": 64, "patch_size": 8},
+        "wm_flat_vit": {"img_size": 16},
+    }
+    with pytest.raises(ValueError, match="wm_flat_vit.img_size = 16 .*MAE grid is 8"):
+        translate_config(released)
+    released["wm_flat_vit"]["img_size"] = 8
+    assert "wm_flat_vit" not in translate_config(released)  # Derived, so dropped.
