@@ -167,10 +167,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "wmkl": {"scale": 0.1},
         "wmkl_minloss": 0.1,
     },
-    # Sized for a 2-core CPU (README "Learning on a 2-core CPU": not yet at its
-    # success targets). Apply after a suite preset. Still MWM: the MAE over conv
-    # features (patch 8, 75% masked, reward token) at 128 wide, the world model on
-    # its tokens, the RSSM at 200.
+    # Sized for a 2-core CPU; apply after a suite preset. Why each setting:
+    # docs/learning.md, "The `cpu` preset, setting by setting".
     "cpu": {
         "prefill": 1000,
         "mae_pretrain": 500,
@@ -187,14 +185,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "decoder_embed_dim": 128,
             "decoder_depth": 1,
         },
-        # 10× the reference lr, 50 warm-up updates: the MAE has ~1000 updates in
-        # a 30-minute run (pixel loss 0.15 instead of 0.34 after 600 updates on
-        # door_close frames; docs/curves/README.md).
-        "mae_opt": {"lr": 3e-3, "warmup": 50},
-        # The world model must read the embed within a few hundred updates. With
-        # the reference's ViT decoder at this size it did not (the feature loss
-        # ignored the latent; README "Learning on a 2-core CPU"): an MLP decoder,
-        # the model lr ×3 and 1 free nat (DreamerV3's) instead of 0.01.
+        "mae_opt": {"lr": 3e-3, "warmup": 50},  # 10× the reference: few updates.
+        # An MLP token decoder: the ViT one at this size ignored the latent.
         "wm_flat_vit": {
             "embed_dim": 64,
             "depth": 1,
@@ -202,18 +194,17 @@ PRESETS: dict[str, dict[str, Any]] = {
             "decoder_embed_dim": 256,  # The MLP's hidden units.
             "decoder_depth": 1,  # Used by `decoder: vit` only.
         },
-        "model_opt": {"lr": 1e-3},
-        "wmkl_minloss": 1.0,
+        "model_opt": {"lr": 1e-3},  # 3× the reference.
+        "wmkl_minloss": 1.0,  # One free nat (DreamerV3's) instead of 0.01.
         "rssm": {"deter": 200, "hidden": 200, "stoch": 16, "discrete": 16},
         "reward_head": {"layers": 2, "units": 200},
         "discount_head": {"layers": 2, "units": 200},
-        # An exploration floor: with few samples, the reference 0.1 lets the
-        # actor turn deterministic within ~100 updates (docs/curves/README.md).
+        # min_std: an exploration floor (0.1 let the actor turn deterministic).
         "actor": {"layers": 2, "units": 200, "min_std": 0.3},
         "critic": {"layers": 2, "units": 200},
         "min_sample_timesteps_per_iteration": 500,
     },
-    # Tiny widths, batches and schedule: tests and the quick start (minutes on CPU).
+    # Tiny widths, batches and schedule: tests and smoke runs (minutes on CPU).
     "debug": {
         "env_config": {"time_limit": 50},
         "prefill": 100,

@@ -1,5 +1,5 @@
 """Error types a user sees. Each message is one line naming the problem and the
-fix; README.md ("Bad inputs and what they say") lists them.
+fix; docs/errors.md ("Bad inputs and what they say") lists them.
 
 `CLIError` is what the command lines (`rllib_mwm.cli`, `rllib_mwm.evaluate`,
 `rllib_mwm.train`) print without a traceback. The others come from the env

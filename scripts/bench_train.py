@@ -1,4 +1,4 @@
-"""End-to-end training throughput on real Meta-world (issue 11): sequential vs
+"""End-to-end training throughput on real Meta-world: sequential vs
 overlapped sampling, 1 and 2 env runners, and what that means for a 500K-frame run.
 
     python scripts/bench_train.py --out bench_results/train.json \

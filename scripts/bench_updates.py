@@ -1,5 +1,5 @@
 """Update speed that explains itself: seconds, counted FLOPs, achieved GFLOP/s next
-to the same run's matmul rates, peak RSS and a per-phase profile (issue 10).
+to the same run's matmul rates, peak RSS and a per-phase profile.
 
     python scripts/bench_updates.py --out bench_results/updates.json \
         [--configs paper,16x16] [--precisions fp32,bf16] [--repeats 3] \

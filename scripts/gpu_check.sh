@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of the learner (issue 10), in under 8 minutes on one GPU:
+# The GPU checks of the learner, in under 8 minutes on one GPU:
 #  1. paper-config updates/s in fp32 and bf16, peak GPU memory, MFU against the
 #     device's bf16 peak (scripts/bench_updates.py --device cuda);
 #  2. the same in bf16 with the transformer stacks compiled (--compile);

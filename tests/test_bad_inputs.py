@@ -1,5 +1,5 @@
-"""Every row of README.md's "Bad inputs and what they say" table: each case makes
-the bad input and checks that its message is one line matching the README's
+"""Every row of docs/errors.md's "Bad inputs and what they say" table: each case
+makes the bad input and checks that its message is one line matching the table's
 text (`…` stands for any text). The cases and the rows must be the same set."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from rllib_mwm.errors import CLIError
 from rllib_mwm.evaluate import evaluate_checkpoint
 from rllib_mwm.rl_module import MWMTorchRLModule
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-SECTION = "## Bad inputs and what they say"
+ERRORS_DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+SECTION = "# Bad inputs and what they say"
 CASES = {}
 
 
@@ -432,10 +432,11 @@ def resume_with_nothing_to_resume(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------------------------------ checks
-def readme_rows() -> dict[str, str]:
-    """`case id → message pattern` from the README table (first and last cells)."""
-    text = README.read_text()
-    assert SECTION in text, f"README.md lacks the section {SECTION!r}"
+def table_rows() -> dict[str, str]:
+    """`case id → message pattern` from the docs/errors.md table (first and last
+    cells)."""
+    text = ERRORS_DOC.read_text()
+    assert SECTION in text, f"docs/errors.md lacks the section {SECTION!r}"
     section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
@@ -445,22 +446,22 @@ def readme_rows() -> dict[str, str]:
         if cells[0] == "Case":  # The header.
             continue
         key = cells[0].strip("`")
-        assert key not in rows, f"README table lists {key!r} twice"
+        assert key not in rows, f"docs/errors.md's table lists {key!r} twice"
         rows[key] = cells[2].strip("`").strip()
     return rows
 
 
-def test_readme_table_and_cases_agree():
+def test_errors_table_and_cases_agree():
     assert len(CASES) >= 20
-    rows = readme_rows()
+    rows = table_rows()
     assert set(rows) == set(CASES), (
-        f"only in README: {sorted(set(rows) - set(CASES))}; "
+        f"only in docs/errors.md: {sorted(set(rows) - set(CASES))}; "
         f"only in tests: {sorted(set(CASES) - set(rows))}"
     )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_gets_its_readme_message(name, tmp_path, request):
+def test_bad_input_gets_its_documented_message(name, tmp_path, request):
     function = CASES[name]
     fixtures = {"tmp_path": tmp_path}
     for extra in ("monkeypatch", "capsys"):
@@ -468,7 +469,9 @@ def test_bad_input_gets_its_readme_message(name, tmp_path, request):
             fixtures[extra] = request.getfixturevalue(extra)
     message = function(**fixtures)
     assert message and "\n" not in message, message
-    expected = readme_rows().get(name)
-    assert expected is not None, f"README table lacks {name!r}"
+    expected = table_rows().get(name)
+    assert expected is not None, f"docs/errors.md's table lacks {name!r}"
     pattern = ".*".join(re.escape(part) for part in expected.split("…"))
-    assert re.fullmatch(pattern, message), f"\nREADME: {expected}\nactual: {message}"
+    assert re.fullmatch(pattern, message), (
+        f"\ndocs/errors.md: {expected}\nactual: {message}"
+    )

@@ -108,7 +108,7 @@ def test_env_to_module_pipeline_adds_is_first_before_states():
     )
 
 
-def test_presets_apply_the_spec_table_in_order():
+def test_presets_apply_the_algorithm_document_table_in_order():
     c = MWMConfig().preset("metaworld")
     assert c.env_config == {"time_limit": 250, "action_repeat": 2}
     assert (c.eval_eps, c.evaluation_duration) == (10, 10)

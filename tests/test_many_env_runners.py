@@ -1,5 +1,5 @@
-"""N env runners × M envs each (issue 11 item 2): every env renders through its
-own GL context and starts from its own seed, for Meta-world and DMC."""
+"""N env runners × M envs each: every env renders through its own GL context and
+starts from its own seed, for Meta-world and DMC."""
 
 from __future__ import annotations
 

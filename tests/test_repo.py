@@ -1,5 +1,6 @@
 """The README's commands are the ones CI and newcomers run."""
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,7 +14,15 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_main_command_points_at_an_existing_module():
+    """The README's first `rllib train file` command is the main one (the `cpu`
+    preset's tuned example); it and every other one name a file that exists."""
     readme = (ROOT / "README.md").read_text()
+    files = re.findall(r"rllib train file ([^\s`]+)", readme)
+    assert files, "README.md has no `rllib train file` command"
+    assert (ROOT / files[0]).is_file(), f"README's main command: no {files[0]}"
+    assert files[0] == "tuned_examples/mwm/cpu.yaml", files[0]
+    missing = [name for name in files if not (ROOT / name).is_file()]
+    assert not missing, missing
     assert "rllib train file tuned_examples/mwm/debug.yaml" in readme
     assert (ROOT / "tuned_examples" / "mwm" / "debug.yaml").exists()
 

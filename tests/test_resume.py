@@ -1,4 +1,4 @@
-"""Killed at any moment, resumed exactly (issue 12 items 2 and 5).
+"""Killed at any moment, resumed exactly.
 
 A checkpoint is compared by what it holds on disk: the weights, the four
 optimizer states, the learner's counters, `progress` (phase included) and the

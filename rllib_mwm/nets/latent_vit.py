@@ -119,14 +119,10 @@ class LatentViTDecoder(nn.Module):
 
 class LatentMLPDecoder(nn.Module):
     """feat (..., feat_dim) -> predicted MAE tokens (..., 1+L, token_dim) CLS first,
-    through one ELU hidden layer (`wm_flat_vit.decoder: mlp`).
+    through one ELU hidden layer (`wm_flat_vit.decoder: mlp`, the `cpu` preset's).
 
-    Every predicted token reads ``feat`` directly. On 3000 frames of random
-    handle_press_side play, a one-block ViT decoder of width 64 ignored ``feat``
-    after 250 updates (the feature loss did not change when the embeds were
-    shuffled, even with ``feat`` added to every token) and still predicted the
-    mean frame after 550; this decoder used it within 100 updates (README
-    "Learning on a 2-core CPU").
+    Every predicted token reads ``feat`` directly; why: docs/learning.md, "The world
+    model did not read its input".
     """
 
     def __init__(
