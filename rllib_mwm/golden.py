@@ -69,8 +69,9 @@ NOT_COMPUTED = {
     "mae_lr": "logged as mae/lr",
 }
 #: Tape sites the released code draws but we do not: its unmasked MAE pass for the
-#: world model draws (and ignores) mask noise; ours draws none at mask ratio 0.
-UNDRAWN = {("wm_ac_update", "mae_mask_noise")}
+#: world model draws (and ignores) mask noise, ours draws none at mask ratio 0; its
+#: observe step samples the prior, whose stoch nothing reads (the KL reads logits).
+UNDRAWN = {("wm_ac_update", "mae_mask_noise"), ("wm_ac_update", "observe_prior")}
 PHASES = (("mae_update", "after_mae"), ("wm_ac_update", "after_wm_ac"))
 
 

@@ -140,10 +140,8 @@ class MWMTorchLearner(TorchLearner):
 
     def _compile_transformers(self) -> None:
         """`torch.compile` (inductor) on every transformer stack, in place (the
-        state-dict keys stay): fuses LayerNorm, GELU, residual adds and the
-        attention reshapes. One compilation per batch shape. On a 2-core CPU at
-        the paper's batch sizes it gained nothing measurable (matmuls dominate);
-        compiling the RSSM step made imagination 3× slower, so it stays eager."""
+        state-dict keys stay); one compilation per batch shape. The RSSM step stays
+        eager (docs/benchmarks.md: what compiling measured)."""
         for net in self.mwm_module.modules():
             if isinstance(net, TransformerStack):
                 net.compile(dynamic=False)

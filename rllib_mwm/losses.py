@@ -102,8 +102,10 @@ def world_model_loss(
     )
     pred_tokens = module.latent_decoder(feat.flatten(0, 1)).unflatten(0, (B, T))
     losses = {
-        # Summed over channels, averaged over tokens and B·T.
-        "feature": (pred_tokens - tokens).square().sum(-1).mean(),
+        # Summed over channels, averaged over tokens and B·T: Σ(pred − tokens)² /
+        # (B·T·(1+L)), one fused pass forward and one backward.
+        "feature": F.mse_loss(pred_tokens, tokens, reduction="sum")
+        / tokens[..., 0].numel(),
         "kl": kl,
     }
 
@@ -132,8 +134,8 @@ def feature_explained(feature_loss: Tensor, tokens: Tensor) -> Tensor:
     share of the tokens' variation over frames that the latent state explains.
     About 0 (or below) means the decoder ignores the latent, whatever the KL.
     tokens: (B, T, 1+L, D)."""
-    mean = tokens.mean(dim=(0, 1), keepdim=True)
-    mean_loss = (tokens - mean).square().sum(-1).mean()
+    mean = tokens.mean(dim=(0, 1), keepdim=True).expand_as(tokens)
+    mean_loss = F.mse_loss(tokens, mean, reduction="sum") / tokens[..., 0].numel()
     return 1.0 - feature_loss / mean_loss.clamp_min(1e-8)
 
 

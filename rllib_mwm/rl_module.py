@@ -163,7 +163,7 @@ class MWMTorchRLModule(TorchRLModule, InferenceOnlyAPI):
         latent = {"deter": state["deter"], "stoch": state["stoch"]}
         prev_action, actions = state["action"], []
         for t in range(obs.shape[1]):
-            latent, _ = self.rssm.obs_step(
+            latent = self.rssm.posterior_step(
                 latent, prev_action, embed[:, t], is_first[:, t], sample=sample_state
             )
             dist = self.actor(self.rssm.feat(latent))

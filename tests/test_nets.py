@@ -407,21 +407,26 @@ def test_straight_through_gradients_reach_logit_layers():
     assert rssm.img_dist.weight.grad.abs().sum() > 0
 
 
-def test_observe_equals_repeated_obs_step():
+def test_observe_equals_repeated_posterior_steps_and_obs_step_priors():
     rssm = RSSM(RSSMConfig(**TINY_RSSM, action_pad=6))
     batch, time = 2, 4
     embed, action = torch.randn(batch, time, 8), torch.randn(batch, time, 3)
     is_first = torch.tensor([[1.0, 0, 1, 0], [1, 0, 0, 0]])
     torch.manual_seed(1)
     post, prior = rssm.observe(embed, action, is_first)
+    assert set(prior) == {"deter", "logit"}  # The prior is not sampled.
     torch.manual_seed(1)
     state = rssm.initial(batch)
     for t in range(time):
-        state, step_prior = rssm.obs_step(
-            state, action[:, t], embed[:, t], is_first[:, t]
-        )
+        previous = state
+        state = rssm.posterior_step(state, action[:, t], embed[:, t], is_first[:, t])
         for key in ("deter", "stoch", "logit"):
             torch.testing.assert_close(post[key][:, t], state[key])
+        step_post, step_prior = rssm.obs_step(
+            previous, action[:, t], embed[:, t], is_first[:, t], sample=False
+        )
+        torch.testing.assert_close(step_post["deter"], state["deter"])
+        for key in ("deter", "logit"):
             torch.testing.assert_close(prior[key][:, t], step_prior[key])
     feat = rssm.feat(post)
     assert feat.shape == (batch, time, 4 * 5 + 16)
@@ -453,3 +458,25 @@ def test_actor_head_mean_and_std():
     )
     discrete = ActorHead(6, 5, discrete=True, layers=1, units=8)(torch.randn(3, 6))
     assert isinstance(discrete, OneHotST) and discrete.logits.shape == (3, 5)
+
+
+# --------------------------------------------------------------- activations
+def test_elu_matches_torch_values_and_gradients():
+    from rllib_mwm.nets.activations import elu
+
+    x = torch.cat([torch.linspace(-30, 30, 10001), torch.tensor([0.0, -1e-8, 1e-8])])
+    x = x.double().requires_grad_()
+    ours, theirs = elu(x.float()), torch.nn.functional.elu(x)
+    assert (ours.double() - theirs).abs().max() < 1.2e-7
+    (grad,) = torch.autograd.grad(elu(x).sum(), x)
+    (expected,) = torch.autograd.grad(torch.nn.functional.elu(x).sum(), x)
+    torch.testing.assert_close(grad, expected)
+    # bf16: the negative branch is taken in float32 (e^x in bf16 minus 1 would be
+    # off by 20 % at x = −0.01).
+    small = torch.tensor([-0.01, -0.5, 0.25]).bfloat16()
+    torch.testing.assert_close(
+        elu(small).float(), torch.nn.functional.elu(small.float()).bfloat16().float()
+    )
+    nonfinite = torch.tensor([float("nan"), float("-inf"), float("inf")])
+    assert torch.equal(elu(nonfinite).isnan(), torch.tensor([True, False, False]))
+    assert elu(nonfinite)[1:].tolist() == [-1.0, float("inf")]

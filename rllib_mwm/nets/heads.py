@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from rllib_mwm.nets.activations import ELU
 from rllib_mwm.nets.checks import at_least, fail
 from rllib_mwm.nets.dists import MSE, Bernoulli, OneHotST, SymlogMSE, TruncNormalST
 
@@ -65,7 +66,7 @@ class MLP(nn.Module):
         out_dim: int,
         layers: int = 4,
         units: int = 512,
-        act: type[nn.Module] = nn.ELU,
+        act: type[nn.Module] = ELU,
         out_scale: float = 0.1,
     ):
         super().__init__()

@@ -12,6 +12,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from rllib_mwm.nets.activations import elu
 from rllib_mwm.nets.checks import at_least, fail, heads_and_width
 from rllib_mwm.nets.vit import (
     TransformerStack,
@@ -112,7 +113,9 @@ class LatentViTDecoder(nn.Module):
         x = self.embed(feat.reshape(-1, feat.shape[-1]))[:, None]  # (N, 1, dim)
         fill = self.mask_token.expand(x.shape[0], self.num_tokens, -1)
         x = torch.cat([x, fill], dim=1) + self.pos_embed  # (N, L+2, dim)
-        tokens = self.head(self.transformer(x)[:, 1:])  # (N, L+1, token_dim) CLS last
+        _, x = self.transformer(x).split([1, self.num_tokens], dim=1)  # (a split:
+        # its gradient is a concatenation, a slice's a zero-filled tensor)
+        tokens = self.head(x)  # (N, L+1, token_dim) CLS last
         tokens = move_cls_first(tokens)  # (N, 1+L, token_dim)
         return tokens.reshape(*lead, *tokens.shape[1:])
 
@@ -156,6 +159,6 @@ class LatentMLPDecoder(nn.Module):
         self.mean_updates += 1
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        tokens = self.out(nn.functional.elu(self.hidden(feat)))  # (..., (L+1)·D)
+        tokens = self.out(elu(self.hidden(feat)))  # (..., (L+1)·D)
         tokens = tokens.unflatten(-1, (self.num_tokens, -1))  # (..., 1+L, D) CLS 1st
         return tokens + self.token_mean.to(tokens.dtype)

@@ -237,8 +237,11 @@ class MAEDecoder(nn.Module):
         extra = self.mask_token.expand(n, int(self.cfg.reward_pred), -1)  # (N, 0|1, E)
         x = torch.cat([cls, patches, extra], dim=1) + self.pos_embed
         x = self.transformer(x)  # (N, 1+L(+1), E)
-        pixels = self.pixel_head(x[:, 1 : length + 1])  # (N, L, patch²·C)
+        # A split, not slices: its gradient is one concatenation, where each
+        # slice's would be a zero-filled (N, 1+L(+1), E) tensor.
+        _, patches, extra = x.split([1, length, int(self.cfg.reward_pred)], dim=1)
+        pixels = self.pixel_head(patches)  # (N, L, patch²·C)
         if not self.cfg.reward_pred:
             return pixels, None
-        reward_in = pixels[:, -1] if self.cfg.reward_quirk else x[:, -1]
+        reward_in = pixels[:, -1] if self.cfg.reward_quirk else extra[:, 0]
         return pixels, self.reward_head(reward_in).squeeze(-1)  # (N,)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rllib_mwm.nets.activations import elu
 from rllib_mwm.nets.checks import at_least, fail
 from rllib_mwm.nets.dists import OneHotST
 
@@ -122,6 +123,20 @@ class RSSM(nn.Module):
     def _pad_action(self, action: torch.Tensor) -> torch.Tensor:
         return F.pad(action, (0, self.cfg.action_in - action.shape[-1]))
 
+    def _deter_step(
+        self, state: dict[str, torch.Tensor], prev_action: torch.Tensor
+    ) -> torch.Tensor:
+        """h = W[flat(stoch), a] (then ELU if img_in_act); deter = GRU(h, deter)."""
+        x = torch.cat([state["stoch"].flatten(-2), self._pad_action(prev_action)], -1)
+        x = self.img_in(x)  # (B, hidden)
+        x = elu(x) if self.cfg.img_in_act else x
+        return self.cell(x, state["deter"])  # (B, deter)
+
+    def prior_logit(self, deter: torch.Tensor) -> torch.Tensor:
+        """The prior's logits W(ELU(W deter)), (..., deter) -> (..., stoch, K)."""
+        logit = self.img_dist(elu(self.img_out(deter)))  # (..., stoch·discrete)
+        return logit.unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
+
     def img_step(
         self,
         state: dict[str, torch.Tensor],
@@ -129,16 +144,31 @@ class RSSM(nn.Module):
         sample=True,
         site: str = "imagine_prior",
     ) -> dict[str, torch.Tensor]:
-        """Prior: h = W[flat(stoch), a] (then ELU if img_in_act); deter = GRU(h, deter);
-        logit = W(ELU(W deter)); stoch ~ OneHot(logit) straight-through, drawn from
-        the uniforms of `site` (`rllib_mwm.nets.noise`)."""
-        x = torch.cat([state["stoch"].flatten(-2), self._pad_action(prev_action)], -1)
-        x = self.img_in(x)  # (B, hidden)
-        x = F.elu(x) if self.cfg.img_in_act else x
-        deter = self.cell(x, state["deter"])  # (B, deter)
-        logit = self.img_dist(F.elu(self.img_out(deter)))  # (B, stoch·discrete)
-        logit = logit.unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
+        """Prior: deter = GRU(W[flat(stoch), a], deter), logit = `prior_logit`,
+        stoch ~ OneHot(logit) straight-through, drawn from the uniforms of `site`
+        (`rllib_mwm.nets.noise`)."""
+        deter = self._deter_step(state, prev_action)
+        logit = self.prior_logit(deter)
         stoch = self._latent(logit, sample, site)
+        return {"deter": deter, "stoch": stoch, "logit": logit}
+
+    def posterior_step(
+        self,
+        prev_state: dict[str, torch.Tensor],
+        prev_action: torch.Tensor,
+        embed: torch.Tensor,
+        is_first: torch.Tensor,
+        sample=True,
+    ) -> dict[str, torch.Tensor]:
+        """The filter's step: deter from the previous state and action, then the
+        posterior from deter and ``embed``. Where ``is_first`` the previous state
+        and action are zeroed multiplicatively (no host-side branch)."""
+        keep = 1.0 - is_first.to(prev_action.dtype)  # (B,)
+        prev_state = {k: v * _expand_as(keep, v) for k, v in prev_state.items()}
+        deter = self._deter_step(prev_state, prev_action * keep[:, None])
+        x = elu(self.obs_out(torch.cat([deter, embed], dim=-1)))
+        logit = self.obs_dist(x).unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
+        stoch = self._latent(logit, sample, "observe_posterior")
         return {"deter": deter, "stoch": stoch, "logit": logit}
 
     def obs_step(
@@ -149,18 +179,12 @@ class RSSM(nn.Module):
         is_first: torch.Tensor,
         sample=True,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Posterior and prior for one step; where ``is_first`` the previous state
-        and action are zeroed multiplicatively (no host-side branch)."""
-        keep = 1.0 - is_first.to(prev_action.dtype)  # (B,)
-        prev_state = {k: v * _expand_as(keep, v) for k, v in prev_state.items()}
-        prior = self.img_step(
-            prev_state, prev_action * keep[:, None], sample, site="observe_prior"
-        )
-        x = F.elu(self.obs_out(torch.cat([prior["deter"], embed], dim=-1)))
-        logit = self.obs_dist(x).unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
-        stoch = self._latent(logit, sample, "observe_posterior")
-        post = {"deter": prior["deter"], "stoch": stoch, "logit": logit}
-        return post, prior
+        """Posterior (`posterior_step`) and prior for one step; the prior shares
+        the posterior's deter and samples its stoch at `observe_prior`."""
+        post = self.posterior_step(prev_state, prev_action, embed, is_first, sample)
+        logit = self.prior_logit(post["deter"])
+        stoch = self._latent(logit, sample, "observe_prior")
+        return post, {"deter": post["deter"], "stoch": stoch, "logit": logit}
 
     def observe(
         self,
@@ -171,17 +195,24 @@ class RSSM(nn.Module):
         sample=True,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Filter a sequence: embed (B, T, E), action (B, T, A) where action[:, t]
-        led to step t, is_first (B, T) -> post, prior dicts of (B, T, ...)."""
+        led to step t, is_first (B, T) -> post (B, T, ...) and prior
+        {"deter", "logit"} (B, T, ...).
+
+        Only the posterior feeds the next step, so the prior's logits are
+        computed once for all B·T steps after the loop (one large matmul instead
+        of T small ones), and the prior is not sampled: its stoch is never used
+        (the KL reads logits)."""
         if state is None:
             state = self.initial(embed.shape[0], embed.device, embed.dtype)
-        posts, priors = [], []
+        posts = []
         for t in range(embed.shape[1]):
-            state, prior = self.obs_step(
+            state = self.posterior_step(
                 state, action[:, t], embed[:, t], is_first[:, t], sample
             )
             posts.append(state)
-            priors.append(prior)
-        return _stack(posts), _stack(priors)
+        post = _stack(posts)
+        prior = {"deter": post["deter"], "logit": self.prior_logit(post["deter"])}
+        return post, prior
 
 
 def _expand_as(scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

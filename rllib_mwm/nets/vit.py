@@ -103,13 +103,15 @@ def unshuffle(tokens: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
 
 
 def move_cls_last(tokens: torch.Tensor) -> torch.Tensor:
-    """(..., 1+L, D) CLS first -> patches then CLS (docs/algorithm.md §3)."""
-    return torch.cat([tokens[..., 1:, :], tokens[..., :1, :]], dim=-2)
+    """(..., 1+L, D) CLS first -> patches then CLS (docs/algorithm.md §3). A roll:
+    one copy forward and one backward (slices and a cat cost a zero-filled
+    gradient per slice)."""
+    return tokens.roll(-1, dims=-2)
 
 
 def move_cls_first(tokens: torch.Tensor) -> torch.Tensor:
     """(..., L+1, D) CLS last -> CLS then patches; inverse of `move_cls_last`."""
-    return torch.cat([tokens[..., -1:, :], tokens[..., :-1, :]], dim=-2)
+    return tokens.roll(1, dims=-2)
 
 
 class TransformerStack(nn.Module):
