@@ -1,29 +1,54 @@
 """rllib_mwm: Masked World Models (Seo et al., CoRL 2022) as an RLlib algorithm.
 
+Three layers, and no import points up: `rllib_mwm.core` (the networks, losses,
+replay and envs; imports no Ray), `rllib_mwm.rllib` (the RLlib plugin over it) and
+`rllib_mwm.tools` (the command lines).
+
 Importing the package prepares the process for headless rendering (see
-`rllib_mwm._preload`), registers every task name with Tune/RLlib and registers
-the algorithm as "MWM" (`tune.Tuner("MWM", ...)`, `run: MWM` in YAML).
+`rllib_mwm.core.process`), registers every task name with Tune/RLlib and registers
+the algorithm as "MWM" (`tune.Tuner("MWM", ...)`, `run: MWM` in YAML). Without Ray
+installed only the core imports; `rllib_mwm.MWMConfig` and the other Ray names then
+raise ImportError.
 """
 
-from rllib_mwm._preload import init_ray, prepare_process
+from rllib_mwm import _compat
+from rllib_mwm.core.process import prepare_process
 
+_compat.install()
 prepare_process()
 
-from ray.tune.registry import register_trainable  # noqa: E402
+from rllib_mwm.core.envs import make_env, task_names  # noqa: E402
 
-from rllib_mwm.config import MWMConfig  # noqa: E402
-from rllib_mwm.envs import make_env, register_envs, task_names  # noqa: E402
-from rllib_mwm.mwm import MWM  # noqa: E402
+#: Names that need Ray, and the module each comes from.
+_RAY_NAMES = {
+    "MWM": "rllib_mwm.rllib.algorithm",
+    "MWMConfig": "rllib_mwm.rllib.config",
+    "init_ray": "rllib_mwm.rllib.registration",
+    "register": "rllib_mwm.rllib.registration",
+    "register_envs": "rllib_mwm.rllib.registration",
+}
+
+try:
+    import ray  # noqa: F401
+except ImportError as error:
+    _RAY_MISSING: ImportError | None = error
+else:
+    _RAY_MISSING = None
+    from rllib_mwm.rllib.algorithm import MWM
+    from rllib_mwm.rllib.config import MWMConfig
+    from rllib_mwm.rllib.registration import init_ray, register, register_envs
+
+    register()
 
 
-def register() -> None:
-    """Registers "MWM" and every task name with Tune. Runs at import; Ray forgets
-    registrations at `ray.shutdown()`, so `init_ray` and the CLI run it again."""
-    register_envs()
-    register_trainable("MWM", MWM)
+def __getattr__(name: str):
+    if name in _RAY_NAMES and _RAY_MISSING is not None:
+        raise ImportError(
+            f"rllib_mwm.{name} needs Ray (`pip install 'ray[rllib]'`); without it "
+            f"only rllib_mwm.core imports ({_RAY_MISSING})"
+        ) from _RAY_MISSING
+    raise AttributeError(f"module 'rllib_mwm' has no attribute {name!r}")
 
-
-register()
 
 __all__ = [
     "MWM",

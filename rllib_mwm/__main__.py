@@ -1,7 +1,7 @@
-"""`python -m rllib_mwm ...` is the `rllib` command (see `rllib_mwm.cli`)."""
+"""`python -m rllib_mwm ...` is the `rllib` command (see `rllib_mwm.tools.cli`)."""
 
 import sys
 
-from rllib_mwm.cli import main
+from rllib_mwm.tools.cli import main
 
 sys.exit(main())

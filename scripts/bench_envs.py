@@ -32,7 +32,7 @@ CASES = (
 
 def bench_adapter(name: str, config: dict, steps: int, seed: int) -> dict:
     """Time `steps` agent steps of `make_env(name, **config)`."""
-    from rllib_mwm.envs import make_env
+    from rllib_mwm.core.envs import make_env
 
     start = time.perf_counter()
     env = make_env(name, seed=seed, **config)

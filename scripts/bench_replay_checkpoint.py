@@ -38,8 +38,8 @@ MORE = 10_000  # steps added before the second checkpoint
 
 def base_frames() -> np.ndarray:
     import rllib_mwm  # noqa: F401  (rendering set-up)
-    from rllib_mwm.envs.registry import make_env
-    from rllib_mwm.episodes import random_episode
+    from rllib_mwm.core.envs.registry import make_env
+    from rllib_mwm.core.replay.episodes import random_episode
 
     env = make_env("metaworld_reach", time_limit=EPISODE, fast_render=True)
     try:
@@ -117,8 +117,8 @@ def checkpoint(replay, path: Path, store: Path | None) -> dict:
 def run(steps: int, mode: str, frames: np.ndarray, work: Path) -> dict:
     import psutil
 
-    from rllib_mwm.replay import MWMReplayBuffer
-    from rllib_mwm.replay_store import bytes_per_step, check_replay_fits
+    from rllib_mwm.core.replay.store import bytes_per_step, check_replay_fits
+    from rllib_mwm.rllib.replay import MWMReplayBuffer
 
     # Refuses (one line) rather than pushing the machine into its OOM killer.
     margin = 2 * 10**9

@@ -116,7 +116,7 @@ def run_child(args) -> dict:
 
     mode, runners = args.child.split(":")
     runners = int(runners)
-    from rllib_mwm.reporting import redirect_default_results
+    from rllib_mwm.rllib.reporting import redirect_default_results
 
     rllib_mwm.init_ray(num_cpus=max(4, runners + 2), include_dashboard=False)
     # Log directory, episode files and reports: a temporary directory.
@@ -244,7 +244,7 @@ def projection(runs: list[dict], gpu_tflops: float) -> dict:
 
 
 def main(argv=None) -> int:
-    from rllib_mwm import perf
+    from rllib_mwm.core import perf
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench_results/train.json")

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import rllib_mwm  # noqa: E402,F401  (process set-up before torch/ray imports)
-from rllib_mwm import perf  # noqa: E402
+from rllib_mwm.core import perf  # noqa: E402
 
 #: Dense bf16 peak TFLOP/s by device-name fragment (vendor data sheets), for MFU.
 BF16_PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1}
@@ -98,7 +98,7 @@ def peak_tflops(args, measured_bf16_gflops: float) -> tuple[float, str]:
 def build_learner(device: str, precision: str, compile_: bool, presets=()):
     import gymnasium as gym
 
-    from rllib_mwm.config import MWMConfig
+    from rllib_mwm.rllib.config import MWMConfig
 
     obs_space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
     act_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -116,7 +116,7 @@ def build_learner(device: str, precision: str, compile_: bool, presets=()):
 
 
 def update_functions(learner, shape: str) -> dict:
-    from rllib_mwm.episodes import synthetic_batch
+    from rllib_mwm.core.replay.episodes import synthetic_batch
 
     (mb, mt), (wb, wt) = SHAPES[shape]
     rng = np.random.default_rng(0)

@@ -33,10 +33,10 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import numpy as np  # noqa: E402
 
 import rllib_mwm  # noqa: E402,F401  (process set-up before ray.rllib)
-from rllib_mwm import plot  # noqa: E402
-from rllib_mwm.config import MWMConfig  # noqa: E402
-from rllib_mwm.report import find_reference  # noqa: E402
-from rllib_mwm.reporting import redirect_default_results  # noqa: E402
+from rllib_mwm.rllib.config import MWMConfig  # noqa: E402
+from rllib_mwm.rllib.reporting import redirect_default_results  # noqa: E402
+from rllib_mwm.tools import plot  # noqa: E402
+from rllib_mwm.tools.report import find_reference  # noqa: E402
 
 #: Learner metrics recorded beside each evaluation.
 DIAGNOSTICS = (

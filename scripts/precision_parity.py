@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import rllib_mwm  # noqa: E402  (process set-up before simulator imports)
-from rllib_mwm.config import PRESETS, MWMConfig  # noqa: E402
-from rllib_mwm.episodes import random_episode  # noqa: E402
-from rllib_mwm.replay import MWMReplayBuffer  # noqa: E402
+from rllib_mwm.core.replay.episodes import random_episode  # noqa: E402
+from rllib_mwm.rllib.config import PRESETS, MWMConfig  # noqa: E402
+from rllib_mwm.rllib.replay import MWMReplayBuffer  # noqa: E402
 
 #: Losses compared, as the learner reports them.
 LOSSES = (

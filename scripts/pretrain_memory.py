@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from rllib_mwm import MWM, MWMConfig  # First: rllib_mwm sets up its imports.
-from rllib_mwm.replay import MWMReplayBuffer
+from rllib_mwm.rllib.replay import MWMReplayBuffer
 
 OBS_SHAPE, ACTION_DIM = (64, 64, 3), 4
 

@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 import rllib_mwm  # noqa: F401  (process set-up: headless GL)
-from rllib_mwm.envs.registry import make_env
+from rllib_mwm.core.envs.registry import make_env
 
 
 def scripted_policy(task: str, env):

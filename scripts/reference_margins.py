@@ -3,7 +3,7 @@
     python scripts/reference_margins.py --out bench_results/reference_margins.json \
         [--golden ../shared/reference/golden]
 
-For each `mwm_golden_*.npz` (`rllib_mwm.golden`): the worst metric error relative
+For each `mwm_golden_*.npz` (`rllib_mwm.rllib.golden`): the worst metric error relative
 to the released value and the worst variable change error relative to the released
 change's norm, with the reference settings; then the same with one setting
 changed at a time, which measures what that setting does to an update:
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rllib_mwm import golden, learner
+from rllib_mwm.core import update
+from rllib_mwm.rllib import golden, learner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,13 +118,13 @@ def main() -> int:
     for path in fixtures:
         torch.manual_seed(0)
         entry = {"reference_settings": margins(golden.run_fixture(path))}
-        keras_eps = learner.keras_adam_eps
-        learner.keras_adam_eps = lambda eps, step, beta2=0.999: eps
+        keras_eps = update.keras_adam_eps
+        update.keras_adam_eps = lambda eps, step, beta2=0.999: eps
         try:
             torch.manual_seed(0)
             entry["torch_adam_eps"] = per_network(golden.run_fixture(path))
         finally:
-            learner.keras_adam_eps = keras_eps
+            update.keras_adam_eps = keras_eps
         if golden.fixture_config(golden.load_meta(path)).actor_grad == "reinforce":
             entry["reinforce_action_grad_off"] = reinforce_effect(path)
         report["fixtures"][path.stem] = entry

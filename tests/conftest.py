@@ -16,6 +16,6 @@ torch.set_num_threads(1)
 def _no_results_in_the_home_directory(tmp_path_factory):
     """An Algorithm built outside Tune makes its logdir under Ray's default storage
     path, `~/ray_results`; tests put it in a temporary directory instead."""
-    from rllib_mwm.reporting import redirect_default_results
+    from rllib_mwm.rllib.reporting import redirect_default_results
 
     redirect_default_results(str(tmp_path_factory.mktemp("ray_results")))

@@ -8,8 +8,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rllib_mwm.config import MWMConfig
-from rllib_mwm.episodes import synthetic_batch
+from rllib_mwm.core.replay.episodes import synthetic_batch
+from rllib_mwm.rllib.config import MWMConfig
 
 OBS_SPACE = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
 ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)

@@ -17,7 +17,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 
 import rllib_mwm
 from rllib_mwm import MWM, MWMConfig
-from rllib_mwm.reporting import progress_line
+from rllib_mwm.tools.console import progress_line
 
 TIME_LIMIT = 50  # agent steps per episode in the debug preset
 OPEN_LOOP_TAG = "open_loop/truth_reconstruction_prediction"

@@ -14,19 +14,19 @@ import pytest
 from helpers import ACT_SPACE, OBS_SPACE, tiny_config
 
 from rllib_mwm import MWMConfig, make_env
-from rllib_mwm._preload import check_gl_backend
-from rllib_mwm.cli import (
+from rllib_mwm.core.envs.rlbench import rlbench_installed
+from rllib_mwm.core.envs.wrappers import EnvSettings, PixelEnv
+from rllib_mwm.core.errors import CLIError
+from rllib_mwm.core.process import check_gl_backend
+from rllib_mwm.rllib.rl_module import MWMTorchRLModule
+from rllib_mwm.tools.cli import (
     _fit,
     check_experiment,
     experiment_from_dict,
     load_experiments,
     parse_json,
 )
-from rllib_mwm.envs.rlbench import rlbench_installed
-from rllib_mwm.envs.wrappers import EnvSettings, PixelEnv
-from rllib_mwm.errors import CLIError
-from rllib_mwm.evaluate import evaluate_checkpoint
-from rllib_mwm.rl_module import MWMTorchRLModule
+from rllib_mwm.tools.evaluate import evaluate_checkpoint
 
 ERRORS_DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 SECTION = "# Bad inputs and what they say"

@@ -18,14 +18,14 @@ from ray.tune.search.sample import Domain
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rllib_mwm import MWMConfig
-from rllib_mwm.cli import (
+from rllib_mwm.tools.cli import (
     CLIError,
     check_experiment,
     experiment_from_dict,
     load_experiments,
     main,
 )
-from rllib_mwm.train import build_experiment
+from rllib_mwm.tools.train import build_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBUG_YAML = ROOT / "tuned_examples" / "mwm" / "debug.yaml"
@@ -372,7 +372,7 @@ def test_quiet_console_hides_only_tunes_stale_checkpoint_error():
     kill; that line is hidden in the quiet console, other errors are not."""
     import logging
 
-    from rllib_mwm.console import _StaleCheckpointFilter
+    from rllib_mwm.tools.console import _StaleCheckpointFilter
 
     def record(error):
         try:
@@ -397,7 +397,7 @@ def test_quiet_console_hides_only_tunes_stale_checkpoint_error():
 
 
 def test_suspicious_values_are_warned_once_before_the_run(capsys, monkeypatch):
-    import rllib_mwm.config as config_module
+    import rllib_mwm.rllib.config as config_module
 
     monkeypatch.setattr(config_module, "_WARNED", set())
     config = {

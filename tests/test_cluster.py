@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rllib_mwm import MWM, cli, cluster
-from rllib_mwm.envs.registry import task_names
+from rllib_mwm import MWM
+from rllib_mwm.core.envs.registry import task_names
+from rllib_mwm.tools import cli, cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "tuned_examples" / "mwm"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import ACT_SPACE, OBS_SPACE, build_learner, tiny_config
 
-from rllib_mwm.config import MWM_DEFAULTS, MWMConfig
+from rllib_mwm.rllib.config import MWM_DEFAULTS, MWMConfig
 
 
 def test_reference_defaults():
@@ -235,11 +235,11 @@ def test_cpu_preset_keeps_mwm_and_trains_at_its_batch_shapes():
 
 
 def test_suspicious_values_are_logged_once_and_still_run(caplog, monkeypatch):
-    import rllib_mwm.config as config_module
+    import rllib_mwm.rllib.config as config_module
 
     monkeypatch.setattr(config_module, "_WARNED", set())
     config = tiny_config(replay={"capacity": 1000})
-    with caplog.at_level(logging.WARNING, logger="rllib_mwm.config"):
+    with caplog.at_level(logging.WARNING, logger="rllib_mwm.rllib.config"):
         config.validate()
         config.validate()
     notes = [r.getMessage() for r in caplog.records if "MWMConfig" in r.getMessage()]
@@ -253,7 +253,7 @@ def test_suspicious_values_are_logged_once_and_still_run(caplog, monkeypatch):
 def test_validate_builds_the_networks_configs_the_module_uses():
     """The check and the networks share one builder: what validate accepts, the
     module builds with exactly those sizes."""
-    from rllib_mwm.nets.configs import network_configs
+    from rllib_mwm.core.nets.configs import network_configs
 
     config = tiny_config(mae={"embed_dim": 60, "num_heads": 5})
     with pytest.raises(ValueError, match="embed_dim 60 must be divisible by mae.num"):

@@ -1,4 +1,4 @@
-"""Data-parallel learners (`num_learners` ≥ 2, rllib_mwm/data_parallel.py).
+"""Data-parallel learners (`num_learners` ≥ 2, rllib_mwm/rllib/data_parallel.py).
 
 The MWM update draws noise (MAE masks, RSSM latent samples, imagined actions), so
 learners on shards match one learner on the combined batch only if they draw that
@@ -17,8 +17,8 @@ import pytest
 import torch
 from helpers import build_learner, random_sequences, tiny_config
 
-from rllib_mwm.config import MWMConfig
-from rllib_mwm.data_parallel import ShardedRandom, split_batch
+from rllib_mwm.rllib.config import MWMConfig
+from rllib_mwm.rllib.data_parallel import ShardedRandom, split_batch
 
 WORLD = 2
 B, T = 4, 4  # Global batch: 4 sequences of 4 steps, 2 per learner.
@@ -200,7 +200,7 @@ def test_config_batches_must_split_over_the_learners():
 
 
 def synthetic_episode(length: int, seed: int) -> dict[str, np.ndarray]:
-    """One stored episode of random frames (replay layout, `rllib_mwm.replay`)."""
+    """One stored episode of random frames (replay layout, `rllib_mwm.rllib.replay`)."""
     rng = np.random.default_rng(seed)
     rows = random_sequences(1, length, seed=seed)
     episode = {k: v[0] for k, v in rows.items()}

@@ -1,11 +1,11 @@
-"""Tests of the output distributions in rllib_mwm.nets.dists."""
+"""Tests of the output distributions in rllib_mwm.core.nets.dists."""
 
 import math
 
 import pytest
 import torch
 
-from rllib_mwm.nets.dists import (
+from rllib_mwm.core.nets.dists import (
     MSE,
     Bernoulli,
     OneHotST,

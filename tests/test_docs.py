@@ -79,16 +79,14 @@ def test_readme_points_to_each_guide_and_each_guide_exists():
 def test_readme_package_map_names_every_module():
     section = readme_section("What is in the package")
     modules = sorted(
-        str(path.relative_to(ROOT))
-        for folder in ("rllib_mwm", "rllib_mwm/nets", "rllib_mwm/envs")
-        for path in (ROOT / folder).glob("*.py")
+        str(path.relative_to(ROOT)) for path in (ROOT / "rllib_mwm").rglob("*.py")
     )
     missing = [name for name in modules if f"`{name}`" not in section]
     assert not missing, f"README's package map lacks {missing}"
 
 
 def test_readme_configuration_table_names_every_key():
-    from rllib_mwm.config import MWM_DEFAULTS
+    from rllib_mwm.rllib.config import MWM_DEFAULTS
 
     section = readme_section("Configuration")
     missing = [key for key in MWM_DEFAULTS if f"`{key}`" not in section]

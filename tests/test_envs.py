@@ -10,15 +10,15 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from rllib_mwm.envs import (  # noqa: E402
+from rllib_mwm.core.envs import (  # noqa: E402
     CONFIG_KEYS,
     SUITES,
     create_from_context,
     make_env,
-    register_envs,
     registry,
     task_names,
 )
+from rllib_mwm.rllib.registration import register_envs  # noqa: E402
 
 PAPER_TASKS = (
     "metaworld_peg_insert_side",
@@ -179,7 +179,7 @@ def test_bad_mujoco_gl_fails_at_import_with_one_line():
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        "rllib_mwm.errors.RenderingBackendError: MUJOCO_GL='opengl' is not a "
+        "rllib_mwm.core.errors.RenderingBackendError: MUJOCO_GL='opengl' is not a "
         "rendering backend"
     )
 

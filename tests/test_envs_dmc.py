@@ -7,7 +7,7 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from rllib_mwm.envs import make_env  # noqa: E402
+from rllib_mwm.core.envs import make_env  # noqa: E402
 
 
 def _frames(env, actions, seed=None):

@@ -1,4 +1,4 @@
-"""Simulator errors end the episode, not the run (rllib_mwm.envs.wrappers): the
+"""Simulator errors end the episode, not the run (rllib_mwm.core.envs.wrappers): the
 episode is truncated with reward 0 and the last good frame, `env_errors` counts
 it in the env-runner results, programming errors still propagate, and a failing
 reset is retried with fresh seeds."""
@@ -19,17 +19,17 @@ from dm_control.rl.control import PhysicsError  # noqa: E402
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode  # noqa: E402
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger  # noqa: E402
 
-from rllib_mwm.envs import make_env  # noqa: E402
-from rllib_mwm.envs.rlbench import ActionFailed  # noqa: E402
-from rllib_mwm.envs.wrappers import (  # noqa: E402
+from rllib_mwm.core.envs import make_env  # noqa: E402
+from rllib_mwm.core.envs.rlbench import ActionFailed  # noqa: E402
+from rllib_mwm.core.envs.wrappers import (  # noqa: E402
     MAX_FAILED_FIRST_STEPS,
     RESET_ATTEMPTS,
     EnvSettings,
     PixelEnv,
     SimStep,
 )
-from rllib_mwm.errors import EnvFaultError, SimulatorError  # noqa: E402
-from rllib_mwm.reporting import log_episode_success  # noqa: E402
+from rllib_mwm.core.errors import EnvFaultError, SimulatorError  # noqa: E402
+from rllib_mwm.rllib.reporting import log_episode_success  # noqa: E402
 
 ACTION = np.zeros(2, np.float32)
 

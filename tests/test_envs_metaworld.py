@@ -8,8 +8,8 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from rllib_mwm.envs import make_env  # noqa: E402
-from rllib_mwm.envs.metaworld import PAPER_CAMERA, PAPER_CAMERA_POS  # noqa: E402
+from rllib_mwm.core.envs import make_env  # noqa: E402
+from rllib_mwm.core.envs.metaworld import PAPER_CAMERA, PAPER_CAMERA_POS  # noqa: E402
 
 TASK = "metaworld_peg_insert_side"
 

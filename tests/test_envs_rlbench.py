@@ -6,9 +6,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from rllib_mwm.envs import SimulatorNotInstalled, make_env
-from rllib_mwm.envs.rlbench import ActionFailed, RLBenchEnv
-from rllib_mwm.envs.wrappers import EnvSettings
+from rllib_mwm.core.envs import SimulatorNotInstalled, make_env
+from rllib_mwm.core.envs.rlbench import ActionFailed, RLBenchEnv
+from rllib_mwm.core.envs.wrappers import EnvSettings
 
 RLBENCH_INSTALLED = importlib.util.find_spec("rlbench") is not None
 

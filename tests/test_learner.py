@@ -7,8 +7,8 @@ import pytest
 import torch
 from helpers import build_learner, random_sequences, tiny_config
 
-from rllib_mwm import losses as L
-from rllib_mwm.learner import OPTIMIZERS
+from rllib_mwm.core import losses
+from rllib_mwm.core.update import OPTIMIZERS
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_world_model_loss_gives_mae_no_gradient(learner):
     module = learner.mwm_module
     batch = learner._to_tensors(random_sequences(2, 4))
     tokens = module.tokens(batch["obs"])  # Built with grad enabled on purpose.
-    losses, _, _ = L.world_model_loss(
+    terms, _, _ = losses.world_model_loss(
         module,
         tokens,
         batch["actions"],
@@ -62,7 +62,7 @@ def test_world_model_loss_gives_mae_no_gradient(learner):
         kl_minloss=0.1,
         grad_heads=("reward",),
     )
-    total = sum(losses.values())
+    total = sum(terms.values())
     mae = list(module.mae_encoder.parameters())
     assert all(g is None for g in torch.autograd.grad(total, mae, allow_unused=True))
 
@@ -71,11 +71,11 @@ def test_feature_explained_is_zero_for_the_mean_and_one_for_the_truth():
     tokens = torch.randn(3, 4, 5, 6)
     mean = tokens.mean((0, 1), keepdim=True)
     loss = lambda pred: (pred - tokens).square().sum(-1).mean()  # noqa: E731
-    assert float(L.feature_explained(loss(tokens), tokens)) == pytest.approx(1.0)
-    zero = L.feature_explained(loss(mean.expand_as(tokens)), tokens)
+    assert float(losses.feature_explained(loss(tokens), tokens)) == pytest.approx(1.0)
+    zero = losses.feature_explained(loss(mean.expand_as(tokens)), tokens)
     assert float(zero) == pytest.approx(0.0, abs=1e-6)
     # Halfway between the mean and the truth explains 3/4 of the variance.
-    half = L.feature_explained(loss((mean + tokens) / 2), tokens)
+    half = losses.feature_explained(loss((mean + tokens) / 2), tokens)
     assert float(half) == pytest.approx(0.75, abs=1e-5)
 
 
@@ -95,10 +95,12 @@ def test_actor_critic_step_leaves_world_model_and_mae_untouched(learner):
 def test_actor_gradient_does_not_reach_critic(learner):
     module = learner.mwm_module
     start = module.rssm.initial(3)
-    _, feat, actions, policy = L.imagine(module.rssm, module.actor, start, 5)
+    _, feat, actions, policy = losses.imagine(module.rssm, module.actor, start, 5)
     values = module.critic(feat).mode()  # Even the online critic as baseline.
-    targets = L.lambda_return(values[:, :-1], values, torch.full((3, 5), 0.9), 0.95)
-    losses, _ = L.actor_loss(
+    targets = losses.lambda_return(
+        values[:, :-1], values, torch.full((3, 5), 0.9), 0.95
+    )
+    terms, _ = losses.actor_loss(
         module.actor,
         policy,
         actions,
@@ -109,10 +111,12 @@ def test_actor_gradient_does_not_reach_critic(learner):
         grad="dynamics",
     )
     # The learner differentiates only over the actor's parameters ...
-    grads = torch.autograd.grad(losses["actor"], list(module.actor.parameters()))
+    grads = torch.autograd.grad(terms["actor"], list(module.actor.parameters()))
     assert any(g.abs().sum() > 0 for g in grads)
     # ... and the critic loss reads detached features: no path to the actor.
-    critic_losses, _ = L.critic_loss(module.critic, feat, targets, torch.ones(3, 5))
+    critic_losses, _ = losses.critic_loss(
+        module.critic, feat, targets, torch.ones(3, 5)
+    )
     actor_grads = torch.autograd.grad(
         critic_losses["critic"], list(module.actor.parameters()), allow_unused=True
     )
@@ -278,30 +282,30 @@ def test_non_finite_gradients_skip_the_whole_step_on_device():
 
 def test_an_infinite_loss_skips_the_step_and_is_counted(monkeypatch):
     learner = build_learner(tiny_config())
-    real_mae_loss = L.mae_loss
+    real_mae_loss = losses.mae_loss
 
     def infinite_mae_loss(*args, **kwargs):
-        losses, metrics = real_mae_loss(*args, **kwargs)
-        return {**losses, "mae_pixel": losses["mae_pixel"] * float("inf")}, metrics
+        terms, metrics = real_mae_loss(*args, **kwargs)
+        return {**terms, "mae_pixel": terms["mae_pixel"] * float("inf")}, metrics
 
     seqs = random_sequences(2, 4)
     batch = {"obs": seqs["obs"], "rewards": seqs["rewards"]}
     learner.update_mae(batch)  # A finite update first (lr 0 at n = 0 anyway).
     before = _params(learner.mwm_module, ["mae_encoder", "mae_decoder"])
-    monkeypatch.setattr(L, "mae_loss", infinite_mae_loss)
+    monkeypatch.setattr(losses, "mae_loss", infinite_mae_loss)
     metrics = learner.update_mae(batch)
     assert metrics["mae/skipped_step"] == 1.0
     assert metrics["mae/skipped_updates"] == 1
     after = _params(learner.mwm_module, ["mae_encoder", "mae_decoder"])
     assert not _changed(before, after)
-    monkeypatch.setattr(L, "mae_loss", real_mae_loss)
+    monkeypatch.setattr(losses, "mae_loss", real_mae_loss)
     metrics = learner.update_mae(batch)
     assert metrics["mae/skipped_step"] == 0.0 and metrics["mae/skipped_updates"] == 1
     assert learner.get_state()["mwm_state"]["skipped_updates"]["mae"] == 1
 
 
 def test_a_nan_weight_stops_the_run_and_is_never_checkpointed():
-    from rllib_mwm.learner import NonFiniteUpdateError
+    from rllib_mwm.core.update import NonFiniteUpdateError
 
     learner = build_learner(tiny_config(max_consecutive_skips=3))
     with torch.no_grad():
@@ -338,7 +342,7 @@ def test_a_channels_last_gradient_steps_the_right_elements():
 def test_adam_with_keras_eps_takes_keras_steps():
     """Keras adds ε to the uncorrected √v; torch's Adam with `keras_adam_eps`
     takes the same steps (numpy Keras update, gradients of very different sizes)."""
-    from rllib_mwm.learner import keras_adam_eps
+    from rllib_mwm.core.update import keras_adam_eps
 
     rng = np.random.default_rng(0)
     grads = rng.normal(size=(6, 5)) * np.array([1e-7, 1e-5, 1e-3, 1e-1, 10.0])

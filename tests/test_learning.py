@@ -6,8 +6,8 @@ import torch
 from helpers import build_learner, tiny_config
 
 import rllib_mwm
-from rllib_mwm.episodes import random_episode
-from rllib_mwm.replay import MWMReplayBuffer
+from rllib_mwm.core.replay.episodes import random_episode
+from rllib_mwm.rllib.replay import MWMReplayBuffer
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from rllib_mwm import losses as L
-from rllib_mwm.nets.dists import MSE, kl_categorical
-from rllib_mwm.nets.vit import patchify
+from rllib_mwm.core import losses
+from rllib_mwm.core.nets.dists import MSE, kl_categorical
+from rllib_mwm.core.nets.vit import patchify
 
 
 def test_lambda_return_matches_hand_computation():
@@ -18,7 +18,7 @@ def test_lambda_return_matches_hand_computation():
     # R3 = 40; R2 = 3 + .9(.5·40 + .5·40) = 39; R1 = 2 + .9(.5·30 + .5·39) = 33.05;
     # R0 = 1 + .9(.5·20 + .5·33.05) = 24.8725
     expected = torch.tensor([[24.8725, 33.05, 39.0]])
-    got = L.lambda_return(rewards, values, discounts, lambda_=0.5)
+    got = losses.lambda_return(rewards, values, discounts, lambda_=0.5)
     torch.testing.assert_close(got, expected)
 
 
@@ -28,23 +28,28 @@ def test_lambda_return_limits():
     discounts = torch.full((1, 2), 0.5)
     # λ = 0: one-step TD targets r_t + d·v_{t+1}.
     torch.testing.assert_close(
-        L.lambda_return(rewards, values, discounts, 0.0), torch.tensor([[4.5, 5.5]])
+        losses.lambda_return(rewards, values, discounts, 0.0),
+        torch.tensor([[4.5, 5.5]]),
     )
     # λ = 1: discounted Monte-Carlo return bootstrapped with v_H.
     torch.testing.assert_close(
-        L.lambda_return(rewards, values, discounts, 1.0),
+        losses.lambda_return(rewards, values, discounts, 1.0),
         torch.tensor([[1 + 0.5 * (1 + 0.5 * 9.0), 1 + 0.5 * 9.0]]),
     )
 
 
 def test_lambda_return_rejects_misaligned_shapes():
     with pytest.raises(AssertionError):
-        L.lambda_return(torch.zeros(1, 3), torch.zeros(1, 3), torch.zeros(1, 3), 0.9)
+        losses.lambda_return(
+            torch.zeros(1, 3), torch.zeros(1, 3), torch.zeros(1, 3), 0.9
+        )
 
 
 def test_discount_weights_are_shifted_cumprod():
     d = torch.tensor([[0.5, 0.4, 0.2]])
-    torch.testing.assert_close(L.discount_weights(d), torch.tensor([[1.0, 0.5, 0.2]]))
+    torch.testing.assert_close(
+        losses.discount_weights(d), torch.tensor([[1.0, 0.5, 0.2]])
+    )
 
 
 def test_kl_balance_value_and_gradient_split():
@@ -52,7 +57,7 @@ def test_kl_balance_value_and_gradient_split():
     prior = torch.tensor([[[[-0.5, 0.4]]]], requires_grad=True)
     p, q = post.softmax(-1), prior.softmax(-1)
     kl_hand = (p * (p.log() - q.log())).sum()
-    loss, kl = L.kl_balance_loss(post, prior, balance=0.8, minloss=0.0)
+    loss, kl = losses.kl_balance_loss(post, prior, balance=0.8, minloss=0.0)
     torch.testing.assert_close(loss, kl_hand)
     torch.testing.assert_close(kl, kl_hand.detach())
     g_post, g_prior = torch.autograd.grad(loss, (post, prior))
@@ -67,7 +72,7 @@ def test_kl_balance_clips_elementwise_before_the_mean():
     post = torch.zeros(1, 2, 1, 2)  # Step 0: KL 0 (clipped up), step 1: large KL.
     prior = torch.tensor([[[[0.0, 0.0]], [[5.0, -5.0]]]])
     post[0, 1, 0] = torch.tensor([-5.0, 5.0])
-    loss, _ = L.kl_balance_loss(post, prior, balance=0.8, minloss=0.1)
+    loss, _ = losses.kl_balance_loss(post, prior, balance=0.8, minloss=0.1)
     big = kl_categorical(post[:, 1:], prior[:, 1:]).item()
     assert big > 1.0
     assert loss.item() == pytest.approx((0.1 + big) / 2, rel=1e-5)
@@ -80,13 +85,13 @@ def test_kl_scale_applies_before_the_clip():
     prior = torch.zeros(1, 1, 1, 2, requires_grad=True)
     raw = kl_categorical(post, prior).item()
     assert 0.1 < raw < 1.0
-    loss, kl = L.kl_balance_loss(post, prior, balance=0.8, minloss=0.1, scale=0.1)
+    loss, kl = losses.kl_balance_loss(post, prior, balance=0.8, minloss=0.1, scale=0.1)
     assert loss.item() == pytest.approx(0.1)
     assert kl.item() == pytest.approx(raw)
     grads = torch.autograd.grad(loss, (post, prior), allow_unused=True)
     assert all(g is None or not g.any() for g in grads)
     # Above the clip the value and its gradient are scaled once.
-    loss, _ = L.kl_balance_loss(post, prior, balance=0.8, minloss=0.0, scale=0.1)
+    loss, _ = losses.kl_balance_loss(post, prior, balance=0.8, minloss=0.0, scale=0.1)
     assert loss.item() == pytest.approx(0.1 * raw, rel=1e-5)
     g_prior = torch.autograd.grad(loss, prior)[0]
     f_prior = torch.autograd.grad(kl_categorical(post, prior).sum(), prior)[0]
@@ -95,12 +100,12 @@ def test_kl_scale_applies_before_the_clip():
 
 def test_transform_reward_modes():
     r = torch.tensor([-2.0, 0.0, 3.0])
-    torch.testing.assert_close(L.transform_reward(r, "identity"), r)
+    torch.testing.assert_close(losses.transform_reward(r, "identity"), r)
     torch.testing.assert_close(
-        L.transform_reward(r, "sign"), torch.tensor([-1.0, 0, 1])
+        losses.transform_reward(r, "sign"), torch.tensor([-1.0, 0, 1])
     )
-    torch.testing.assert_close(L.transform_reward(r, "tanh"), torch.tanh(r))
-    torch.testing.assert_close(L.transform_reward(r, 2), r / 2)
+    torch.testing.assert_close(losses.transform_reward(r, "tanh"), torch.tanh(r))
+    torch.testing.assert_close(losses.transform_reward(r, 2), r / 2)
 
 
 class _FakeEncoder(nn.Module):
@@ -120,15 +125,15 @@ class _ZeroDecoder(nn.Module):
 def test_mae_loss_uses_all_patches_and_symlog_reward():
     images = torch.randn(3, 4, 4, 3)
     rewards = torch.tensor([0.0, 1.0, -3.0])
-    losses, metrics = L.mae_loss(
+    terms, metrics = losses.mae_loss(
         _FakeEncoder(), _ZeroDecoder(), images, rewards, 0.75, patch_size=2
     )
     target = patchify(images, 2)
-    torch.testing.assert_close(losses["mae_pixel"], target.square().mean())
+    torch.testing.assert_close(terms["mae_pixel"], target.square().mean())
     masked = target[:, :3].square().mean()
     torch.testing.assert_close(metrics["mae/masked_pixel_mse"], masked)
     symlog = torch.sign(rewards) * torch.log1p(rewards.abs())
-    torch.testing.assert_close(losses["mae_reward"], (0.5 - symlog).square().mean())
+    torch.testing.assert_close(terms["mae_reward"], (0.5 - symlog).square().mean())
 
 
 class _CodedPolicy(nn.Module):
@@ -153,7 +158,7 @@ def test_actor_and_critic_loss_index_alignment():
     targets = torch.tensor([[1.0, 2.0, 3.0]])  # R0..R2
     weights = torch.tensor([[1.0, 0.5, 0.25]])  # w0..w2
     eta = 0.1
-    losses, _ = L.actor_loss(
+    terms, _ = losses.actor_loss(
         _CodedPolicy(),
         feat[:, :-1],  # Policy outputs in the states z0..z2 that act.
         torch.zeros(1, H + 1, 1),
@@ -165,11 +170,11 @@ def test_actor_and_critic_loss_index_alignment():
     )
     # t = 0, 1: w_t·(R_{t+1} + η·H(z_t)); states z2, z3 and target R0 unused.
     hand = -((1.0 * (2.0 + eta * 10.0)) + 0.5 * (3.0 + eta * 20.0)) / 2
-    assert losses["actor"].item() == pytest.approx(hand)
-    losses, _ = L.critic_loss(_CodedCritic(), feat, targets, weights)
+    assert terms["actor"].item() == pytest.approx(hand)
+    terms, _ = losses.critic_loss(_CodedCritic(), feat, targets, weights)
     # t = 0..2: w_t·(v_t − R_t)² with v_t = feat of z_t; z3 only bootstraps.
     hand = (1.0 * 9.0**2 + 0.5 * 18.0**2 + 0.25 * 27.0**2) / 3
-    assert losses["critic"].item() == pytest.approx(hand)
+    assert terms["critic"].item() == pytest.approx(hand)
 
 
 def test_actor_loss_reinforce_uses_baseline_and_logged_actions():
@@ -188,7 +193,7 @@ def test_actor_loss_reinforce_uses_baseline_and_logged_actions():
     targets = torch.tensor([[5.0, 6.0, 7.0]])
     baseline = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     weights = torch.ones(1, 3)
-    losses, metrics = L.actor_loss(
+    terms, metrics = losses.actor_loss(
         Policy(),
         torch.zeros(1, 3, 1),
         actions,
@@ -199,6 +204,6 @@ def test_actor_loss_reinforce_uses_baseline_and_logged_actions():
         grad="reinforce",
     )
     # t=0: logp(a1)=1, adv=R1−v0=5; t=1: logp(a2)=2, adv=R2−v1=5.
-    assert losses["actor"].item() == pytest.approx(-(1 * 5 + 2 * 5) / 2)
+    assert terms["actor"].item() == pytest.approx(-(1 * 5 + 2 * 5) / 2)
     assert metrics["actor/advantage_mean"].item() == pytest.approx(5.0)
-    assert math.isfinite(losses["actor"].item())
+    assert math.isfinite(terms["actor"].item())

@@ -1,11 +1,11 @@
-"""Tests of rllib_mwm.nets: sizes, masking, embeddings, CLS order, RSSM, heads."""
+"""Tests of rllib_mwm.core.nets: sizes, masking, embeddings, CLS order, RSSM, heads."""
 
 import math
 
 import pytest
 import torch
 
-from rllib_mwm.nets import (
+from rllib_mwm.core.nets import (
     RSSM,
     ActorHead,
     CriticHead,
@@ -31,8 +31,8 @@ from rllib_mwm.nets import (
     unpatchify,
     unshuffle,
 )
-from rllib_mwm.nets.mae import ConvStem, tf_same_pad
-from rllib_mwm.nets.vit import TransformerStack
+from rllib_mwm.core.nets.mae import ConvStem, tf_same_pad
+from rllib_mwm.core.nets.vit import TransformerStack
 
 TINY_MAE = dict(
     embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16, decoder_depth=1
@@ -462,7 +462,7 @@ def test_actor_head_mean_and_std():
 
 # --------------------------------------------------------------- activations
 def test_elu_matches_torch_values_and_gradients():
-    from rllib_mwm.nets.activations import elu
+    from rllib_mwm.core.nets.activations import elu
 
     x = torch.cat([torch.linspace(-30, 30, 10001), torch.tensor([0.0, -1e-8, 1e-8])])
     x = x.double().requires_grad_()

@@ -41,12 +41,12 @@ def ray_session():
 
 
 def progress_row(algo, result: dict) -> dict:
-    p = algo.progress
+    progress = algo.progress
     return {
-        "phase": p["phase"],
-        "train_steps": p["train_steps"],
-        "world_model_updates": p["world_model_updates"],
-        "mae_updates": p["mae_updates"],
+        "phase": progress["phase"],
+        "train_steps": progress["train_steps"],
+        "world_model_updates": progress["world_model_updates"],
+        "mae_updates": progress["mae_updates"],
         "policy_lag": result.get("policy_lag"),
         "time_split": result.get("time_split", {}),
         "evaluation": result.get("evaluation"),
@@ -178,10 +178,12 @@ def kill_env_runner_and_check(algo) -> None:
     assert new_pid != pid
     assert group.num_healthy_remote_env_runners() == 1
     assert group.num_remote_worker_restarts() >= 1
-    p = algo.progress
-    assert p["phase"] == "train" and p["train_steps"] > steps_before
-    assert p["world_model_updates"] == p["train_steps"] // 5  # exact schedule
-    assert p["mae_updates"] == p["train_steps"] // 5
+    progress = algo.progress
+    assert progress["phase"] == "train" and progress["train_steps"] > steps_before
+    assert (
+        progress["world_model_updates"] == progress["train_steps"] // 5
+    )  # exact schedule
+    assert progress["mae_updates"] == progress["train_steps"] // 5
     # The dead runner's episode never finishes: dropped, not kept forever.
     assert not unfinished & set(algo.replay_buffer._ongoing)
     assert results[-1]["dropped_partial_episodes"] >= 1

@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import build_learner, load_script, random_sequences, tiny_config
 
-from rllib_mwm import perf
+from rllib_mwm.core import perf
 
 
 @pytest.mark.parametrize(

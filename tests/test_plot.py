@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from rllib_mwm import plot
+from rllib_mwm.tools import plot
 
 
 def result(agent_steps=None, success=None, ret=None, config=None, repeat=False):

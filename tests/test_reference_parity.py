@@ -1,4 +1,4 @@
-"""Parity with the released MWM code, update by update (`rllib_mwm.golden`).
+"""Parity with the released MWM code, update by update (`rllib_mwm.rllib.golden`).
 
 Each golden fixture (`MWM_GOLDEN_DIR`, else ../shared/reference/golden) holds three
 rounds of (MAE update, world-model + actor-critic update) of the released
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from rllib_mwm.golden import (
+from rllib_mwm.rllib.golden import (
     build_learner,
     change_errors,
     fixture_config,
@@ -28,7 +28,7 @@ from rllib_mwm.golden import (
     rounds,
     run_fixture,
 )
-from rllib_mwm.released import released_arrays, resolve
+from rllib_mwm.rllib.released import released_arrays, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = Path(

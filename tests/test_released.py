@@ -1,4 +1,4 @@
-"""`rllib_mwm.released`: the released code's config keys and variable names."""
+"""`rllib_mwm.rllib.released`: the released code's config keys and variable names."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from helpers import build_learner, tiny_config
 
-from rllib_mwm.config import MWMConfig
-from rllib_mwm.released import (
+from rllib_mwm.rllib.config import MWMConfig
+from rllib_mwm.rllib.released import (
     RELEASED_SWITCHES,
     load_released_weights,
     released_arrays,

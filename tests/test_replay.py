@@ -10,7 +10,8 @@ import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from scipy import stats
 
-from rllib_mwm.replay import KEYS, MWMReplayBuffer, episode_chunk_arrays
+from rllib_mwm.core.replay.buffer import KEYS, episode_chunk_arrays
+from rllib_mwm.rllib.replay import MWMReplayBuffer
 
 FRAME = (64, 64, 3)
 

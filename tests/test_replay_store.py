@@ -1,5 +1,5 @@
 """Replay persistence: episode files, checkpoints that list them, eviction,
-restore elsewhere, and the RAM/disk plan (rllib_mwm.replay_store)."""
+restore elsewhere, and the RAM/disk plan (rllib_mwm.core.replay.store)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rllib_mwm.replay import KEYS, MWMReplayBuffer
-from rllib_mwm.replay_store import bytes_per_step, check_replay_fits
+from rllib_mwm.core.replay.buffer import KEYS
+from rllib_mwm.core.replay.store import bytes_per_step, check_replay_fits
+from rllib_mwm.rllib.replay import MWMReplayBuffer
 
 FRAME = (64, 64, 3)
 

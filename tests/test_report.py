@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rllib_mwm import cli, report
+from rllib_mwm.tools import cli, report
 
 RELEASED = (
     Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def experiment(tmp_path):
 
 
 def test_hand_computed_statistics(experiment, reference):
-    from rllib_mwm import plot
+    from rllib_mwm.tools import plot
 
     runs, pending = report.read_ours(experiment)
     paper = plot.read_reference(reference)
@@ -126,7 +126,7 @@ def test_hand_computed_statistics(experiment, reference):
 
 
 def test_budgets_from_the_reference(reference):
-    from rllib_mwm import plot
+    from rllib_mwm.tools import plot
 
     budgets = report.task_budgets(plot.read_reference(reference))
     assert budgets == {

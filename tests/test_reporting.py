@@ -17,13 +17,13 @@ from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import rllib_mwm
-from rllib_mwm import console
-from rllib_mwm.reporting import (
+from rllib_mwm.rllib.reporting import (
     TensorBoardVideo,
     log_episode_success,
     open_loop_grid,
-    progress_line,
 )
+from rllib_mwm.tools import console
+from rllib_mwm.tools.console import progress_line
 
 
 # ------------------------------------------------------------------ success

@@ -7,7 +7,7 @@ runs the debug tuned example through `rllib train`, SIGKILLs it at random
 moments (some right as a checkpoint directory appears, i.e. while Tune writes
 it) and checks that each `--resume` restores exactly the newest checkpoint
 written whole, even where Tune's experiment state still names an older one
-(`rllib_mwm.resume`): `ReloadProbe` saves the resumed algorithm right after it
+(`rllib_mwm.tools.resume`): `ReloadProbe` saves the resumed algorithm right after it
 loaded one.
 """
 
@@ -31,8 +31,8 @@ import torch
 import yaml
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
-from rllib_mwm.replay_store import DiskFullError, read_episode
-from rllib_mwm.resume import RESUME_FILE
+from rllib_mwm.core.replay.store import DiskFullError, read_episode
+from rllib_mwm.rllib.checkpoints import RESUME_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 DEBUG_YAML = ROOT / "tuned_examples" / "mwm" / "debug.yaml"
@@ -104,7 +104,7 @@ def test_full_disk_checkpoint_keeps_the_previous_one_and_it_restores_exactly(
 
     import rllib_mwm
     from rllib_mwm import MWMConfig
-    from rllib_mwm import mwm as mwm_module
+    from rllib_mwm.rllib import checkpoints
 
     rllib_mwm.init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
     config = (
@@ -153,7 +153,7 @@ def test_full_disk_checkpoint_keeps_the_previous_one_and_it_restores_exactly(
 
         # Copied whole but not marked so: not restorable by `--resume`, so it goes.
         monkeypatch.setattr(
-            mwm_module, "write_resume_file", no_room_for_the_resume_file
+            checkpoints, "write_resume_file", no_room_for_the_resume_file
         )
         with pytest.raises(DiskFullError) as error:
             algo.save()

@@ -1,6 +1,6 @@
 """`--resume` starts each trial from the newest whole checkpoint in its
 directory, not from an older one a stale experiment state names, and survives a
-`tuner.pkl` a kill truncated (`rllib_mwm.resume`)."""
+`tuner.pkl` a kill truncated (`rllib_mwm.tools.resume`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from ray.train._internal.session import _TrainingResult
 from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
 
-from rllib_mwm.resume import (
-    RESUME_FILE,
+from rllib_mwm.rllib.checkpoints import RESUME_FILE, write_resume_file
+from rllib_mwm.tools.resume import (
     TUNER_BACKUP,
     ResumeFromNewestCheckpoint,
     keep_tuner_state,
-    write_resume_file,
 )
 
 

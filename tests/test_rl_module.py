@@ -6,7 +6,7 @@ import torch
 from helpers import ACT_SPACE, OBS_SPACE, tiny_config
 from ray.rllib.core.columns import Columns
 
-from rllib_mwm.config import MWMConfig
+from rllib_mwm.rllib.config import MWMConfig
 
 
 def _module(config, inference_only=False):

@@ -6,10 +6,10 @@ import pytest
 import yaml
 from ray import tune
 
-from rllib_mwm import cluster
-from rllib_mwm.config import MWMConfig
-from rllib_mwm.envs import rlbench
-from rllib_mwm.envs.registry import task_names
+from rllib_mwm.core.envs import rlbench
+from rllib_mwm.core.envs.registry import task_names
+from rllib_mwm.rllib.config import MWMConfig
+from rllib_mwm.tools import cluster
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "tuned_examples" / "mwm"
 EXPERIMENT_KEYS = {
@@ -117,7 +117,7 @@ def test_cpu_examples_fit_a_2_core_machine(file_name):
     """What `rllib train file` checks before Tune starts, against one 2-CPU node:
     the main process, the env runner and the evaluation env runner must fit."""
     import rllib_mwm
-    from rllib_mwm import cli
+    from rllib_mwm.tools import cli
 
     rllib_mwm.register()  # As `init_ray` does: an earlier `ray.shutdown()` forgot MWM.
     nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}]
