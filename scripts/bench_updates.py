@@ -172,6 +172,8 @@ def run_child(args) -> list[dict]:
             sync(args.device)
             times.append(time.perf_counter() - start)
         median = statistics.median(times)
+        # Of the plain updates so far, before the FLOP counter and the profiler.
+        timed_peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         flops = count_flops(fn)
         rows.append(
             {
@@ -187,11 +189,13 @@ def run_child(args) -> list[dict]:
                 "tflop": flops / 1e12,
                 "gflops_per_s": flops / median / 1e9,
                 "phases_s": profile_phases(fn, args.device),
+                "timed_peak_rss_gib": timed_peak_kib / 2**20,
             }
         )
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for row in rows:
-        row["peak_rss_gib"] = peak_kib / 2**20  # Of the whole child (both updates).
+        # Of the whole child: both updates, the FLOP counter and the profiler.
+        row["peak_rss_gib"] = peak_kib / 2**20
         if args.device == "cuda":
             row["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return rows

@@ -407,6 +407,22 @@ def test_straight_through_gradients_reach_logit_layers():
     assert rssm.img_dist.weight.grad.abs().sum() > 0
 
 
+def test_rssm_logits_stay_float32_under_bf16_autocast():
+    """bf16 rounding of the logits is as large as the KL between posterior and
+    prior late in training (docs/benchmarks.md), so the logit layers run in fp32."""
+    rssm = RSSM(RSSMConfig(**TINY_RSSM))
+    state, action, embed = _random_state(rssm, 2), torch.randn(2, 3), torch.randn(2, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        post, prior = rssm.obs_step(state, action, embed, torch.zeros(2))
+        imagined = rssm.img_step(state, action)
+        assert rssm.img_out(state["deter"]).dtype == torch.bfloat16  # autocast is on
+    for logit in (post["logit"], prior["logit"], imagined["logit"]):
+        assert logit.dtype == torch.float32
+    with torch.no_grad():
+        expected = rssm.img_dist(torch.nn.functional.elu(rssm.img_out(post["deter"])))
+    torch.testing.assert_close(rssm.prior_logit(post["deter"]).flatten(-2), expected)
+
+
 def test_observe_equals_repeated_posterior_steps_and_obs_step_priors():
     rssm = RSSM(RSSMConfig(**TINY_RSSM, action_pad=6))
     batch, time = 2, 4
