@@ -120,6 +120,15 @@ class RSSM(nn.Module):
         dist = OneHotST(logit)  # (B, stoch, discrete)
         return dist.sample(site) if sample else dist.mode()
 
+    def _logit(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        """`layer(x)` as (..., stoch, discrete) logits, in float32 even under bf16
+        autocast: logits rounded to bf16 (a step of 0.03 at |logit| ≈ 5) put
+        noise of the size of the KL itself into the KL between nearly equal
+        posterior and prior. Without autocast: `layer(x)`."""
+        with torch.autocast(x.device.type, enabled=False):
+            logit = layer(x.float())  # (..., stoch·discrete)
+        return logit.unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
+
     def _pad_action(self, action: torch.Tensor) -> torch.Tensor:
         return F.pad(action, (0, self.cfg.action_in - action.shape[-1]))
 
@@ -134,8 +143,7 @@ class RSSM(nn.Module):
 
     def prior_logit(self, deter: torch.Tensor) -> torch.Tensor:
         """The prior's logits W(ELU(W deter)), (..., deter) -> (..., stoch, K)."""
-        logit = _float32_logits(self.img_dist, elu(self.img_out(deter)))
-        return logit.unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
+        return self._logit(self.img_dist, elu(self.img_out(deter)))
 
     def img_step(
         self,
@@ -167,8 +175,7 @@ class RSSM(nn.Module):
         prev_state = {k: v * _expand_as(keep, v) for k, v in prev_state.items()}
         deter = self._deter_step(prev_state, prev_action * keep[:, None])
         x = elu(self.obs_out(torch.cat([deter, embed], dim=-1)))
-        logit = _float32_logits(self.obs_dist, x)
-        logit = logit.unflatten(-1, (self.cfg.stoch, self.cfg.discrete))
+        logit = self._logit(self.obs_dist, x)  # (B, stoch, discrete)
         stoch = self._latent(logit, sample, "observe_posterior")
         return {"deter": deter, "stoch": stoch, "logit": logit}
 
@@ -214,14 +221,6 @@ class RSSM(nn.Module):
         post = _stack(posts)
         prior = {"deter": post["deter"], "logit": self.prior_logit(post["deter"])}
         return post, prior
-
-
-def _float32_logits(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`layer(x)` in float32 even under bf16 autocast: logits rounded to bf16 (a
-    step of 0.03 at |logit| ≈ 5) put noise of the size of the KL itself into the
-    KL between nearly equal posterior and prior. Without autocast: `layer(x)`."""
-    with torch.autocast(x.device.type, enabled=False):
-        return layer(x.float())  # (..., stoch·discrete)
 
 
 def _expand_as(scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
