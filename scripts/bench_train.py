@@ -24,9 +24,9 @@ agent steps at action repeat 2):
 - on this machine: env time per agent step as measured, learner time per agent
   step scaled to the paper's batches at the rate this CPU reached;
 - on one GPU learner with K env runners: learner time = paper FLOPs per agent step
-  / `--gpu-tflops` (an ASSUMED effective rate: replace it by what
-  scripts/gpu_check.sh measures), env time = this machine's per-runner rate / K
-  (one core per runner).
+  / `--gpu-tflops` (an ASSUMED effective rate: one H200 measured 12–14 TFLOP/s
+  at the paper's batches, scripts/gpu_check.py), env time = this machine's
+  per-runner rate / K (one core per runner).
 Sequential wall = env + learner; overlapped = max(env, learner).
 """
 

@@ -8,12 +8,14 @@ to the same run's matmul rates, peak RSS and a per-phase profile.
 "paper": MAE batch 32×32 frames, world-model batch 50×50 (the Meta-world preset);
 "16x16": both batches 16×16. Default widths (the reference architecture); "cpu":
 the `metaworld` + `cpu` presets' widths and batches (MAE 16×8 frames, world model
-16×16). 4-dim actions, random uint8 frames (speed does not depend on pixel content).
+16×16); "debug": the `debug` preset's (smoke runs). 4-dim actions, random uint8
+frames (speed does not depend on pixel content). The learner is the core's
+(`rllib_mwm.core.learner.CoreLearner`), so this runs without Ray.
 
 Each (config, precision) runs in a fresh child process, so its peak RSS is its
-own. The parent measures the 2048² matmul rate in fp32 and bf16 before and after
-the children and reports every update's speed as a fraction of those rates: on a
-shared machine the ratio is the number to compare, not the seconds.
+own. The parent measures the 2048² (GPU: 8192²) matmul rate in fp32 and bf16 before
+and after the children and reports every update's speed as a fraction of those
+rates: on a shared machine the ratio is the number to compare, not the seconds.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ SHAPES = {
     "paper": ((32, 32), (50, 50)),
     "16x16": ((16, 16), (16, 16)),
     "cpu": ((16, 8), (16, 16)),
+    "debug": ((4, 8), (4, 16)),
 }
 #: Configurations at a preset's widths (the others: the reference widths).
-PRESETS = {"cpu": ("metaworld", "cpu")}
+PRESETS = {"cpu": ("metaworld", "cpu"), "debug": ("debug",)}
 UPDATES = ("mae", "world_model_actor_critic")
 
 
@@ -54,8 +57,11 @@ def sync(device: str) -> None:
 
 
 def matmul_gflops(dtype: torch.dtype, device: str, size: int = 2048) -> float:
-    """Best-of-5 rate of a size² matmul (2·size³ FLOPs). Where a 2048² matmul would
-    take over a second (bf16 on a CPU without bf16 units: ~0.3 GFLOP/s), 512²."""
+    """Best-of-5 rate of a size² matmul (2·size³ FLOPs): 2048² on a CPU, 8192² on
+    a GPU. Where a 2048² matmul would take over a second (bf16 on a CPU without
+    bf16 units: ~0.3 GFLOP/s), 512²."""
+    if device == "cuda":
+        size = 8192
     small = torch.randn(512, 512, device=device, dtype=dtype)
     small @ small
     sync(device)
@@ -96,23 +102,19 @@ def peak_tflops(args, measured_bf16_gflops: float) -> tuple[float, str]:
 
 
 def build_learner(device: str, precision: str, compile_: bool, presets=()):
+    """A `CoreLearner` (no Ray) at the reference widths, or a preset's."""
     import gymnasium as gym
 
-    from rllib_mwm.rllib.config import MWMConfig
+    from rllib_mwm.core.defaults import MODEL_KEYS, mwm_settings
+    from rllib_mwm.core.learner import CoreLearner
+    from rllib_mwm.core.model import MWMModel
 
     obs_space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
     act_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
-    config = (
-        MWMConfig()
-        .environment(observation_space=obs_space, action_space=act_space)
-        .learners(num_gpus_per_learner=1 if device == "cuda" else 0)
-    )
-    if presets:
-        config = config.preset(*presets)
-    config = config.training(
-        precision=precision, **({"compile": True} if compile_ else {})
-    )
-    return config.build_learner(spaces={"default_policy": (obs_space, act_space)})
+    settings = mwm_settings(*presets, precision=precision, compile=compile_)
+    model_config = {key: getattr(settings, key) for key in MODEL_KEYS}
+    model = MWMModel(model_config, act_space, obs_space)
+    return CoreLearner(model, settings, device if device == "cuda" else None)
 
 
 def update_functions(learner, shape: str) -> dict:

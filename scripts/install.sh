@@ -19,7 +19,6 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 extras=$(IFS=,; echo "${*:-}")
 spec="."; [ -n "$extras" ] && spec=".[${extras}]"
-# torchvision (needed by timm) must match torch; 2.14.1/0.29.1 is a tested pair.
-.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+# torch comes from pyproject.toml alone; timm's torchvision pins the torch it fits.
 .venv/bin/python -m pip install -q -e "$spec"
 echo "install.sh: ready (.venv)"

@@ -183,8 +183,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--reference",
-        help="the paper's released scores (default: ../shared/reference/"
-        "mwm_paper_metaworld_scores.json where it exists)",
+        help="the paper's scores, the released code's scores/score.json "
+        "(without it: no paper curve)",
     )
     parser.add_argument(
         "--paper-table",
@@ -269,9 +269,9 @@ def paper_curve(reference: str | None, task: str, frames: float) -> dict | None:
     evaluation, or `--paper-frames`). None where the reference holds no such
     task (DMC) or, with `reference` None, where the default file is absent.
     """
-    path = find_reference(reference)
-    if reference is None and not path.is_file():
+    if reference is None:
         return None
+    path = find_reference(reference)
     runs = [r for r in plot.read_reference(path, {task}) if r.method == "mwm (paper)"]
     if not runs:
         return None

@@ -117,8 +117,8 @@ def main() -> None:
         calls += 1
     learner = algo.learner_group._learner
     print(
-        f"MAE updates {learner.mwm_state['mae_updates']}, world-model updates "
-        f"{learner.mwm_state['world_model_updates']}, {calls} training steps, "
+        f"MAE updates {learner.progress['mae_updates']}, world-model updates "
+        f"{learner.progress['world_model_updates']}, {calls} training steps, "
         f"{time.perf_counter() - start:.0f} s"
     )
     print(f"peak RSS before pretraining: {before:.0f} MB")

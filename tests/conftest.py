@@ -19,3 +19,15 @@ def _no_results_in_the_home_directory(tmp_path_factory):
     from rllib_mwm.rllib.reporting import redirect_default_results
 
     redirect_default_results(str(tmp_path_factory.mktemp("ray_results")))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for every test that builds algorithms in this process (4
+    logical CPUs: env runners of half a CPU, evaluation runners, two learners).
+    Subprocesses start their own: `ray.init` in-process writes no address file."""
+    import ray
+
+    rllib_mwm.init_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
-import ray
 import torch
+from helpers import assert_same_tree
 from ray.rllib.core import DEFAULT_MODULE_ID
 
-import rllib_mwm
 from rllib_mwm import MWM, MWMConfig
 from rllib_mwm.tools.console import progress_line
 
@@ -24,23 +24,7 @@ OPEN_LOOP_TAG = "open_loop/truth_reconstruction_prediction"
 
 
 def debug_config(env: str = "metaworld_reach", **training) -> MWMConfig:
-    env_config = {"fast_render": True} if env.startswith("metaworld") else {}
-    config = (
-        MWMConfig()
-        .environment(env, env_config=env_config)
-        .preset("debug")
-        .env_runners(num_env_runners=1, num_cpus_per_env_runner=0.5)
-        .evaluation(evaluation_num_env_runners=1)
-        .debugging(seed=0)
-    )
-    return config.training(**training)
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    rllib_mwm.init_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    return helpers.debug_config(env, evaluation=True, **training)
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +67,6 @@ def learner(algo):
     return algo.learner_group._learner
 
 
-def assert_same_tree(actual, expected, path="") -> None:
-    """Nested dicts/lists of arrays, tensors and scalars are exactly equal."""
-    if isinstance(expected, dict):
-        assert set(actual) == set(expected), path
-        for key in expected:
-            assert_same_tree(actual[key], expected[key], f"{path}/{key}")
-    elif isinstance(expected, (list, tuple)):
-        assert len(actual) == len(expected), path
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_same_tree(a, e, f"{path}/{i}")
-    else:
-        np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected), path)
-
-
 def test_prefill_is_whole_uniform_random_episodes(algo):
     while algo.progress["phase"] == "prefill":
         algo.train()
@@ -110,14 +80,14 @@ def test_prefill_is_whole_uniform_random_episodes(algo):
     assert abs(actions.mean()) < 0.12 and abs(actions.var() - 1 / 3) < 0.06
     hist = np.histogram(actions, bins=10, range=(-1, 1))[0] / actions.size
     np.testing.assert_allclose(hist, 0.1, atol=0.06)
-    assert learner(algo).mwm_state["mae_updates"] == 0
+    assert learner(algo).progress["mae_updates"] == 0
 
 
 def test_pretraining_then_updates_follow_the_schedule(algo):
     # One `training_step` is one phase step (`train()` repeats it).
     while algo.progress["phase"] != "train":
         algo.training_step()
-    state = learner(algo).mwm_state  # Counted by the learner itself.
+    state = learner(algo).progress  # Counted by the learner itself.
     # Reference order: 1 MAE + 1 world model, 10 − 1 MAE, 1 × (MAE + world model).
     assert state["mae_updates"] == 11 and state["world_model_updates"] == 2
     for _ in range(10):  # 10 agent steps each (1 runner, 1 env, fragment 10)
@@ -176,7 +146,7 @@ def test_checkpoint_restores_replay_counters_weights_and_optimizers(algo, tmp_pa
         module = DEFAULT_MODULE_ID
         for key, value in saved["rl_module"][module].items():
             np.testing.assert_array_equal(state["rl_module"][module][key], value)
-        assert state["mwm_state"] == saved["mwm_state"]
+        assert state["mwm_progress"] == saved["mwm_progress"]
         assert len(saved["optimizer"]) == 4  # mae, world_model, actor, critic
         assert_same_tree(state["optimizer"], saved["optimizer"])
         assert restored.progress == algo.progress
@@ -186,12 +156,12 @@ def test_checkpoint_restores_replay_counters_weights_and_optimizers(algo, tmp_pa
             np.testing.assert_array_equal(new[key]["obs"], old[key]["obs"])
         # Training goes on: no prefill, no pretraining, the schedule continues.
         steps = restored.progress["agent_steps"]
-        updates = learner(restored).mwm_state["world_model_updates"]
+        updates = learner(restored).progress["world_model_updates"]
         restored.train()
         assert restored.progress["phase"] == "train"
         sampled = restored.progress["agent_steps"] - steps
         assert 0 < sampled < 100
-        assert learner(restored).mwm_state["world_model_updates"] > updates
+        assert learner(restored).progress["world_model_updates"] > updates
     finally:
         restored.stop()
 
@@ -210,7 +180,7 @@ def test_dmc_trains_with_two_env_runners(ray_session, tmp_path):
         assert algo.progress["agent_steps"] - steps == 2 * 10  # both runners
         result = algo.train()
         assert np.isfinite(result["learners"][DEFAULT_MODULE_ID]["world_model/kl"])
-        assert learner(algo).mwm_state["world_model_updates"] >= 2
+        assert learner(algo).progress["world_model_updates"] >= 2
         # DMC has no success signal: no success rate rather than a made-up 0.
         assert "episode_return_mean" in result["env_runners"]  # episodes ended
         assert "success_rate" not in result["env_runners"]

@@ -15,7 +15,7 @@ import socket
 import numpy as np
 import pytest
 import torch
-from helpers import build_learner, random_sequences, tiny_config
+from helpers import build_learner, debug_config, random_sequences, tiny_config
 
 from rllib_mwm.rllib.config import MWMConfig
 from rllib_mwm.rllib.data_parallel import ShardedRandom, split_batch
@@ -71,7 +71,7 @@ def weights_of(learner) -> dict[str, torch.Tensor]:
 
 def counters(learner) -> dict:
     """Update counts, skipped steps and the reward normalizer's magnitude."""
-    return {**learner.mwm_state, "reward_mag": learner._reward_mag.item()}
+    return {**learner.progress, "reward_mag": learner._reward_mag.item()}
 
 
 def gloo_learner(rank: int, port: int, out_dir: str) -> None:
@@ -210,24 +210,16 @@ def synthetic_episode(length: int, seed: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow
-def test_mwm_with_two_learners_matches_one_learner(tmp_path):
+def test_mwm_with_two_learners_matches_one_learner(ray_session, tmp_path):
     """Through RLlib: `MWM._update` with `num_learners=2` (remote learners, gloo
     group made by RLlib, shards through the object store) against a local learner
     on the same replay and weights; then two `train()` iterations (prefill,
     pretraining) keep the two learners identical."""
-    import ray
     from ray.rllib.core import DEFAULT_MODULE_ID
     from ray.rllib.utils.metrics import LEARNER_RESULTS
 
-    import rllib_mwm
-
-    config = (
-        MWMConfig()
-        .environment("metaworld_reach", env_config={"fast_render": True})
-        .preset("debug")
-        .env_runners(num_env_runners=0)
-        .debugging(seed=0)
-        .training(eval_eps=0, precision="fp32", reward_norm={"momentum": 0.5})
+    config = debug_config(
+        runners=0, eval_eps=0, precision="fp32", reward_norm={"momentum": 0.5}
     )
 
     def weights(algo):  # A lambda: Ray pickles it by value.
@@ -239,7 +231,6 @@ def test_mwm_with_two_learners_matches_one_learner(tmp_path):
         )
         return [r.get() for r in results]
 
-    rllib_mwm.init_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         algos = [config.copy().learners(num_learners=2).build_algo()]
         algos.append(config.build_algo())  # One local learner.
@@ -272,4 +263,3 @@ def test_mwm_with_two_learners_matches_one_learner(tmp_path):
     finally:
         for algo in locals().get("algos", []):
             algo.stop()
-        ray.shutdown()

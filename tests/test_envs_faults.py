@@ -219,15 +219,12 @@ class FaultyTaskEnv(FaultyEnv):
 
 
 @pytest.mark.slow  # ~30 s: Ray starts, MWM builds and trains
-def test_mwm_keeps_training_through_env_errors(tmp_path):
-    from rllib_mwm import MWMConfig
+def test_mwm_keeps_training_through_env_errors(ray_session, tmp_path):
+    from helpers import debug_config
 
     config = (
-        MWMConfig()
-        .environment(FaultyTaskEnv)
-        .preset("debug")
-        .env_runners(num_env_runners=0, rollout_fragment_length=7)
-        .debugging(seed=0)
+        debug_config(FaultyTaskEnv, runners=0)
+        .env_runners(rollout_fragment_length=7)
         .training(
             prefill=14,
             mae_pretrain=2,

@@ -146,12 +146,12 @@ def test_update_mae_changes_only_the_mae_and_warms_up_lr(learner):
     module = learner.mwm_module
     rest = [n for n in OPTIMIZERS["world_model"][1] if getattr(module, n, None)]
     before = _params(module, rest + ["actor", "critic"])
-    n0 = learner.mwm_state["mae_updates"]
+    n0 = learner.progress["mae_updates"]
     batch = random_sequences(2, 4)
     result = learner.update_mae({"obs": batch["obs"], "rewards": batch["rewards"]})
     assert not _changed(before, _params(module, rest + ["actor", "critic"]))
     assert result["mae/lr"] == pytest.approx(3e-4 * n0 / 2500)
-    assert learner.mwm_state["mae_updates"] == n0 + 1
+    assert learner.progress["mae_updates"] == n0 + 1
 
 
 def test_decoupled_weight_decay_matches_reference_rule():
@@ -238,7 +238,7 @@ def test_reward_norm_running_magnitude():
     torch.testing.assert_close(out, r / (1.5 + 1e-8))
     assert float(metrics["actor/reward_std"]) == pytest.approx(2.0)  # ddof 0
     assert float(metrics["actor/reward_normed_std"]) == pytest.approx(2.0 / 1.5)
-    assert learner.get_state()["mwm_state"]["reward_mag"] == pytest.approx(1.5)
+    assert learner.get_state()["mwm_progress"]["reward_mag"] == pytest.approx(1.5)
 
 
 def test_learner_state_round_trip_includes_counters_and_optimizers():
@@ -247,7 +247,7 @@ def test_learner_state_round_trip_includes_counters_and_optimizers():
     state = learner.get_state()
     fresh = build_learner(tiny_config())
     fresh.set_state(state)
-    assert fresh.mwm_state == learner.mwm_state
+    assert fresh.progress == learner.progress
     a = learner.get_optimizer(optimizer_name="world_model").state_dict()["state"]
     b = fresh.get_optimizer(optimizer_name="world_model").state_dict()["state"]
     assert a.keys() == b.keys() and len(a) > 0
@@ -301,7 +301,7 @@ def test_an_infinite_loss_skips_the_step_and_is_counted(monkeypatch):
     monkeypatch.setattr(losses, "mae_loss", real_mae_loss)
     metrics = learner.update_mae(batch)
     assert metrics["mae/skipped_step"] == 0.0 and metrics["mae/skipped_updates"] == 1
-    assert learner.get_state()["mwm_state"]["skipped_updates"]["mae"] == 1
+    assert learner.get_state()["mwm_progress"]["skipped_updates"]["mae"] == 1
 
 
 def test_a_nan_weight_stops_the_run_and_is_never_checkpointed():

@@ -7,34 +7,21 @@ import itertools
 
 import numpy as np
 import pytest
-import ray
+from helpers import debug_config
 
-import rllib_mwm
 from rllib_mwm import MWMConfig
 
 RUNNERS, ENVS = 2, 2
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    rllib_mwm.init_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def many_runners_config(env: str) -> MWMConfig:
-    env_config = {"fast_render": True} if env.startswith("metaworld") else {}
-    return (
-        MWMConfig()
-        .environment(env, env_config=env_config)
-        .preset("debug")
-        .env_runners(
-            num_env_runners=RUNNERS,
-            num_envs_per_env_runner=ENVS,
-            num_cpus_per_env_runner=0.5,
-        )
-        .training(mae_pretrain=1, eval_eps=0, log_every=10**9)
-        .debugging(seed=0)
+    return debug_config(
+        env,
+        runners=RUNNERS,
+        envs_per_runner=ENVS,
+        mae_pretrain=1,
+        eval_eps=0,
+        log_every=10**9,
     )
 
 

@@ -12,9 +12,8 @@ import signal
 
 import numpy as np
 import pytest
-import ray
+from helpers import debug_config
 
-import rllib_mwm
 from rllib_mwm import MWMConfig
 
 FRAGMENT = 10  # rollout_fragment_length of the debug preset, one env per runner.
@@ -22,22 +21,10 @@ FRAGMENT = 10  # rollout_fragment_length of the debug preset, one env per runner
 
 def overlap_config(max_policy_lag: int, **training) -> MWMConfig:
     return (
-        MWMConfig()
-        .environment("metaworld_reach", env_config={"fast_render": True})
-        .preset("debug")
-        .env_runners(num_env_runners=1, num_cpus_per_env_runner=0.5)
-        .training(prefill=60, mae_pretrain=2, pretrain=1, eval_eps=0, log_every=10**9)
-        .training(max_policy_lag=max_policy_lag, **training)
+        debug_config(prefill=60, mae_pretrain=2, pretrain=1, eval_eps=0)
+        .training(log_every=10**9, max_policy_lag=max_policy_lag, **training)
         .reporting(min_sample_timesteps_per_iteration=3 * FRAGMENT)
-        .debugging(seed=0)
     )
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    rllib_mwm.init_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def progress_row(algo, result: dict) -> dict:

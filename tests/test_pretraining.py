@@ -11,7 +11,8 @@ import types
 import pytest
 
 from rllib_mwm import MWM, MWMConfig
-from rllib_mwm.rllib.algorithm import PRETRAIN_CHUNK, pretraining_plan
+from rllib_mwm.core.schedule import pretraining_plan
+from rllib_mwm.rllib.algorithm import PRETRAIN_CHUNK
 
 
 class Recorder:

@@ -223,11 +223,12 @@ def test_released_mwm_runs_reproduce_the_papers_numbers(tmp_path, capsys):
     assert "complete: every task and seed at its budget" in out
 
 
-def test_default_reference_is_found_from_the_repository(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # ../shared from here does not exist.
-    path = report.find_reference(None)
-    assert path.name == RELEASED.name and path.parent.name == "reference"
-    assert path.resolve() == RELEASED.resolve()
+def test_without_reference_the_error_names_the_released_scores(experiment, capsys):
+    with pytest.raises(SystemExit) as done:
+        report.main([str(experiment)])
+    message = str(done.value)
+    assert message.startswith("rllib_mwm report: error: pass --reference PATH")
+    assert "scores/score.json" in message and "\n" not in message
 
 
 def test_help_through_the_rllib_command(capsys):

@@ -25,10 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 import yaml
+from helpers import assert_same_tree, debug_config
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from rllib_mwm.core.replay.store import DiskFullError, read_episode
@@ -66,55 +65,25 @@ def checkpoint_contents(path) -> dict:
             "learner_group/learner/rl_module/default_policy/module_state.pkl"
         ),
         "optimizers": learner["optimizer"],
-        "counters": learner["mwm_state"],
+        "counters": learner["mwm_progress"],
         "progress": algorithm["mwm_progress"],
         "replay": {k: v for k, v in replay.items() if k != "directory"},
         "episodes": [read_episode(directory, f[1:]) for f in replay["files"]],
     }
 
 
-def assert_bitwise_equal(a, b, where="") -> None:
-    if isinstance(a, torch.Tensor):
-        a, b = a.detach().cpu().numpy(), b.detach().cpu().numpy()
-    if isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, where
-        assert a.shape == b.shape and a.tobytes() == b.tobytes(), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), where
-        for key in a:
-            assert_bitwise_equal(a[key], b[key], f"{where}/{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_bitwise_equal(x, y, f"{where}[{i}]")
-    elif isinstance(a, float):
-        assert np.float64(a).tobytes() == np.float64(b).tobytes(), where
-    else:
-        assert a == b, where
-
-
 # ------------------------------------------------- fast: disk full, restore
 def test_full_disk_checkpoint_keeps_the_previous_one_and_it_restores_exactly(
-    tmp_path, monkeypatch
+    ray_session, tmp_path, monkeypatch
 ):
     """A checkpoint whose copy into the trial directory runs out of disk: the
     half-written directory goes, the error says the previous checkpoint is
     intact, and restoring that one gives back exactly what it holds."""
     from ray.train._internal import storage as ray_storage
 
-    import rllib_mwm
-    from rllib_mwm import MWMConfig
     from rllib_mwm.rllib import checkpoints
 
-    rllib_mwm.init_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    config = (
-        MWMConfig()
-        .environment("metaworld_reach", env_config={"fast_render": True})
-        .preset("debug")
-        .training(prefill=50, mae_pretrain=2, eval_eps=0)
-        .env_runners(num_env_runners=0)
-        .debugging(seed=0)
-    )
+    config = debug_config(runners=0, prefill=50, mae_pretrain=2, eval_eps=0)
     algo = config.build_algo()
     try:
         algo.report_dir = str(tmp_path / "reports")
@@ -176,13 +145,10 @@ def test_full_disk_checkpoint_keeps_the_previous_one_and_it_restores_exactly(
         algo.restore_from_path(first)
         algo.save_to_path(tmp_path / "after_restore")
         restored = checkpoint_contents(tmp_path / "after_restore")
-        assert_bitwise_equal(restored, expected)
-        assert_bitwise_equal(checkpoint_contents(first), expected)  # Untouched.
+        assert_same_tree(restored, expected)
+        assert_same_tree(checkpoint_contents(first), expected)  # Untouched.
     finally:
         algo.stop()
-        import ray
-
-        ray.shutdown()
 
 
 # ----------------------------------------------------- slow: kill and resume
@@ -290,7 +256,7 @@ def kill_and_resume(experiment, storage, probe, log, trials=8) -> int:
             expected = checkpoint_contents(newest)  # Complete: every file loads.
             assert wait_for(lambda s=seen: restored() - s, process, 600), tail()
             (path,) = restored() - seen
-            assert_bitwise_equal(checkpoint_contents(path), expected, str(newest))
+            assert_same_tree(checkpoint_contents(path), expected, str(newest))
     finally:
         kill(process)
     return kills_during_write

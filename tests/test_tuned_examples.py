@@ -10,18 +10,9 @@ from rllib_mwm.core.envs import rlbench
 from rllib_mwm.core.envs.registry import task_names
 from rllib_mwm.rllib.config import MWMConfig
 from rllib_mwm.tools import cluster
+from rllib_mwm.tools.cli import EXPERIMENT_KEYS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "tuned_examples" / "mwm"
-EXPERIMENT_KEYS = {
-    "run",
-    "env",
-    "stop",
-    "config",
-    "checkpoint_config",
-    "num_samples",
-    "max_concurrent_trials",
-    "max_failures",
-}
 # Budget in env frames -> (file, agent steps to stop at, number of tasks).
 METAWORLD_BUDGETS = {
     500_000: ("metaworld_500k.yaml", 252_000, 28),

@@ -47,6 +47,7 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS
 from rllib_mwm.core.envs.registry import task_names
 from rllib_mwm.core.envs.wrappers import EnvSettings
 from rllib_mwm.core.replay.store import check_config_fits, replay_directory
+from rllib_mwm.core.schedule import interleaved, owed_updates, pretraining_plan
 from rllib_mwm.rllib.checkpoints import MWMCheckpoints
 from rllib_mwm.rllib.config import MWMConfig
 from rllib_mwm.rllib.data_parallel import on_shards
@@ -58,13 +59,6 @@ from rllib_mwm.rllib.reporting import TensorBoardVideo, open_loop_grid
 PRETRAIN_CHUNK = 100
 #: Sequences shown in the open-loop report and context frames before imagination.
 VIDEO_SEQUENCES, VIDEO_CONTEXT = 6, 5
-
-
-def pretraining_plan(mae_pretrain: int, pretrain: int) -> list[bool]:
-    """Whether each pretraining step adds a world-model update to its MAE update:
-    one joint step, `mae_pretrain − pretrain` MAE-only steps, `pretrain` joint
-    steps, as the released code orders them (docs/algorithm.md §6)."""
-    return [True] + [False] * max(0, mae_pretrain - pretrain) + [True] * pretrain
 
 
 class MWM(MWMEvaluation, MWMCheckpoints, Algorithm):
@@ -171,16 +165,15 @@ class MWM(MWMEvaluation, MWMCheckpoints, Algorithm):
 
     def _train(self) -> None:
         """The updates owed by the schedule for all agent steps stored so far."""
-        config, progress = self.config, self.progress
-        stored = progress["train_steps"]
-        owed_wm = (stored // config.train_every) * config.train_steps
-        owed_mae = (stored // config.train_mae_every) * config.train_mae_steps
-        mae = owed_mae - progress["mae_updates"]
-        world_model = owed_wm - progress["world_model_updates"]
+        progress = self.progress
+        mae, world_model = owed_updates(
+            self.config,
+            progress["train_steps"],
+            progress["mae_updates"],
+            progress["world_model_updates"],
+        )
         if mae or world_model:
-            # MAE first, as the reference's per-step order.
-            steps = max(mae, world_model)
-            self._update([(i < mae, i < world_model) for i in range(steps)])
+            self._update(interleaved(mae, world_model))
             progress["world_model_updates"] += world_model
             progress["mae_updates"] += mae
             self._sync_weights()

@@ -6,14 +6,13 @@ original MWM `configs.yaml` otherwise (`mae.reward_pred`, `rssm.deter`, `wmkl_mi
 ...), nested the same way, so that `--mae.reward_pred True` maps one to one. Nested
 dicts merge: `training(mae={"reward_pred": False})` keeps the other `mae` keys.
 Unknown or mistyped keys raise at once with the closest valid names. The defaults
-and presets are `rllib_mwm.rllib.defaults`, the value checks
-`rllib_mwm.rllib.validation`.
+and presets are `rllib_mwm.core.defaults`, the value checks
+`rllib_mwm.core.validation`.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import logging
 import numbers
@@ -31,15 +30,21 @@ with warnings.catch_warnings():
         AddIsFirstsToBatch,
     )
 
+from rllib_mwm.core.defaults import (
+    MODEL_KEYS,
+    MWM_DEFAULTS,
+    PRESETS,
+    merge_mwm_value,
+    unknown_key_error,
+)
 from rllib_mwm.core.envs.registry import check_env, is_task_name
 from rllib_mwm.core.nets.configs import network_configs
-from rllib_mwm.rllib.defaults import MODEL_KEYS, MWM_DEFAULTS, PRESETS
-from rllib_mwm.rllib.reporting import log_episode_success
-from rllib_mwm.rllib.validation import (
+from rllib_mwm.core.validation import (
     check_losses_and_optimizers,
     check_replay,
     check_schedule,
 )
+from rllib_mwm.rllib.reporting import log_episode_success
 
 logger = logging.getLogger(__name__)
 #: `mwm_warnings` already logged in this process.
@@ -71,19 +76,6 @@ _RLLIB_SETTERS = (
 _RLLIB_DICT_KEYS = {"multiagent", "model", "_enable_new_api_stack"}
 
 
-def _unknown_key_error(
-    key: str, valid, where: str = "MWMConfig", noun: str = "key"
-) -> ValueError:
-    close = difflib.get_close_matches(key, list(valid), n=3)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    listing = (
-        f"Valid {noun}s: {', '.join(sorted(valid))}."
-        if len(valid) <= 60
-        else "See the configuration table in README.md."
-    )
-    return ValueError(f"Unknown {where} {noun} {key!r}.{hint} {listing}")
-
-
 def _raise_if_set_elsewhere(key: str) -> None:
     """An RLlib key given to `training()` that another config method sets (e.g.
     `rollout_fragment_length`, an `env_runners()` key) raises naming it."""
@@ -93,42 +85,6 @@ def _raise_if_set_elsewhere(key: str) -> None:
                 f"MWMConfig key {key!r} is not a training() key: set it with "
                 f".{method}({key}=...) or in the config dict (update_from_dict, YAML)."
             )
-
-
-def _check_type(name: str, value: Any, default: Any) -> None:
-    """Values must have the default's type (ints are accepted for floats)."""
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    elif isinstance(default, (list, tuple)):
-        ok = isinstance(value, (list, tuple))
-    else:
-        ok = True
-    if not ok:
-        raise ValueError(
-            f"MWMConfig.{name} must be {type(default).__name__}, got {value!r}."
-        )
-
-
-def merge_mwm_value(name: str, current: Any, value: Any) -> Any:
-    """Returns `value` merged into `current` (dicts key by key), type-checked."""
-    default = MWM_DEFAULTS[name]
-    if not isinstance(default, dict):
-        if name != "clip_rewards":  # A string or a number to divide by.
-            _check_type(name, value, default)
-        return copy.deepcopy(value)
-    if not isinstance(value, dict):
-        raise ValueError(f"MWMConfig.{name} must be a dict, got {value!r}.")
-    merged = copy.deepcopy(current)
-    for key, sub in value.items():
-        if key not in default:
-            raise _unknown_key_error(key, default, where=f"MWMConfig.{name}")
-        _check_type(f"{name}.{key}", sub, default[key])
-        merged[key] = sub
-    return merged
 
 
 class MWMConfig(AlgorithmConfig):
@@ -172,7 +128,7 @@ class MWMConfig(AlgorithmConfig):
         cpu, debug); later ones override earlier ones, as the original `--configs`."""
         for name in names:
             if name not in PRESETS:
-                raise _unknown_key_error(name, PRESETS, where="MWM", noun="preset")
+                raise unknown_key_error(name, PRESETS, where="MWM", noun="preset")
             values = copy.deepcopy(PRESETS[name])
             env_config = values.pop("env_config", {})
             self.env_config = {**(self.env_config or {}), **env_config}
@@ -190,7 +146,7 @@ class MWMConfig(AlgorithmConfig):
         for name, value in kwargs.items():
             if name not in MWM_DEFAULTS:
                 _raise_if_set_elsewhere(name)
-                raise _unknown_key_error(
+                raise unknown_key_error(
                     name, set(MWM_DEFAULTS) | _RLLIB_TRAINING_KEYS | {"lambda_"}
                 )
             setattr(self, name, merge_mwm_value(name, getattr(self, name), value))
@@ -225,7 +181,7 @@ class MWMConfig(AlgorithmConfig):
         ):
             return
         valid = set(MWM_DEFAULTS) | set(vars(self)) | {"presets", "lambda"}
-        raise _unknown_key_error(key, {k for k in valid if not k.startswith("_")})
+        raise unknown_key_error(key, {k for k in valid if not k.startswith("_")})
 
     def validate(self) -> None:
         gpus = self.num_gpus_per_learner

@@ -1,8 +1,11 @@
 """`rllib_mwm report`: the MWM paper's Meta-world table from a benchmark's results.
 
-    rllib_mwm report ~/ray_results/mwm-metaworld-benchmark
-        [--reference ../shared/reference/mwm_paper_metaworld_scores.json]
-        [--reps 2000]
+    rllib_mwm report ~/ray_results/mwm-metaworld-benchmark \
+        --reference MWM/scores/score.json [--reps 2000]
+
+The paper's scores are the released repository's `scores/score.json`
+(github.com/younggyoseo/MWM): a JSON list of runs, each `{"task", "seed",
+"method" ("mwm" or "dreamerv2"), "steps" (env frames), "success_rates"}`.
 
 Reads every trial's evaluations as `rllib_mwm plot` does and computes, for our
 runs and for the paper's released MWM and DreamerV2 runs, the paper's protocol:
@@ -39,7 +42,10 @@ import numpy as np
 from rllib_mwm.tools import plot
 from rllib_mwm.tools.plot import Run
 
-DEFAULT_REFERENCE = Path("../shared/reference/mwm_paper_metaworld_scores.json")
+#: Where users get the paper's scores (`--reference`).
+REFERENCE_SOURCE = (
+    "scores/score.json of the released MWM code (github.com/younggyoseo/MWM)"
+)
 FRAMES = (100_000, 250_000, 500_000)
 LAST_EVALS = 5
 SEEDS = 5  # The paper's runs per task.
@@ -179,14 +185,12 @@ def _trial_config(result_file: Path) -> dict:
 
 
 def find_reference(path: str | Path | None) -> Path:
-    """`path`, or the default `../shared/reference/...` from the working
-    directory, else beside this repository."""
-    if path is not None:
-        return Path(path).expanduser()
-    if DEFAULT_REFERENCE.is_file():
-        return DEFAULT_REFERENCE
-    repository = Path(__file__).resolve().parents[2]  # rllib_mwm/tools/report.py
-    return repository.parent / DEFAULT_REFERENCE.relative_to("..")
+    """`path` (the paper's scores); None raises naming where to get them."""
+    if path is None:
+        raise ValueError(
+            f"pass --reference PATH: the paper's scores are {REFERENCE_SOURCE}"
+        )
+    return Path(path).expanduser()
 
 
 def _seed_key(seed) -> tuple:
@@ -358,7 +362,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("experiment_dir", help="Tune experiment directory")
     parser.add_argument(
         "--reference",
-        help=f"the paper's released scores (default: {DEFAULT_REFERENCE})",
+        help=f"the paper's scores: {REFERENCE_SOURCE}",
     )
     parser.add_argument(
         "--reps", type=int, default=2000, help="bootstrap resamples (default 2000)"
@@ -373,10 +377,6 @@ def main(argv: list[str] | None = None) -> int:
         text = build_report(
             args.experiment_dir, find_reference(args.reference), args.reps
         )
-    except FileNotFoundError as error:
-        if args.reference is None and "reference" in str(error):
-            error = f"{error}; pass --reference PATH/mwm_paper_metaworld_scores.json"
-        raise SystemExit(f"rllib_mwm report: error: {error}") from None
     except (OSError, ValueError, ImportError) as error:
         raise SystemExit(f"rllib_mwm report: error: {error}") from None
     print(text)

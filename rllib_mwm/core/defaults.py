@@ -5,6 +5,10 @@ needs (`MODEL_KEYS`). `MWMConfig` (`rllib_mwm.rllib.config`) sets and checks the
 
 from __future__ import annotations
 
+import copy
+import difflib
+import numbers
+import types
 from typing import Any
 
 _OPT = {"lr": 3e-4, "eps": 1e-5, "clip": 100.0, "wd": 1e-6, "warmup": 0}
@@ -224,3 +228,97 @@ MODEL_KEYS = (
     "critic",
     "eval_state_mean",
 )
+
+
+def unknown_key_error(
+    key: str, valid, where: str = "MWMConfig", noun: str = "key"
+) -> ValueError:
+    close = difflib.get_close_matches(key, list(valid), n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    listing = (
+        f"Valid {noun}s: {', '.join(sorted(valid))}."
+        if len(valid) <= 60
+        else "See the configuration table in README.md."
+    )
+    return ValueError(f"Unknown {where} {noun} {key!r}.{hint} {listing}")
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """Values must have the default's type (ints are accepted for floats)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = True
+    if not ok:
+        raise ValueError(
+            f"MWMConfig.{name} must be {type(default).__name__}, got {value!r}."
+        )
+
+
+def merge_mwm_value(name: str, current: Any, value: Any) -> Any:
+    """Returns `value` merged into `current` (dicts key by key), type-checked."""
+    default = MWM_DEFAULTS[name]
+    if not isinstance(default, dict):
+        if name != "clip_rewards":  # A string or a number to divide by.
+            _check_type(name, value, default)
+        return copy.deepcopy(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"MWMConfig.{name} must be a dict, got {value!r}.")
+    merged = copy.deepcopy(current)
+    for key, sub in value.items():
+        if key not in default:
+            raise unknown_key_error(key, default, where=f"MWMConfig.{name}")
+        _check_type(f"{name}.{key}", sub, default[key])
+        merged[key] = sub
+    return merged
+
+
+#: Keys the presets set for RLlib's sampling loop, which the core loop does not use.
+RLLIB_PRESET_KEYS = ("rollout_fragment_length", "min_sample_timesteps_per_iteration")
+
+
+def mwm_settings(*presets: str, **overrides: Any) -> types.SimpleNamespace:
+    """Every MWM key as an attribute (`settings.rssm["deter"]`), from the defaults,
+    then `presets` in order (`PRESETS`), then `overrides` (dicts merge key by key),
+    checked as `MWMConfig` checks them; for code without Ray (`rllib_mwm.core`).
+
+    Besides the MWM keys: `gamma` (0.99), `lambda_` (0.95; `lambda` in a dict),
+    `seed` (None) and `env_config` (the presets' env settings, merged)."""
+    from rllib_mwm.core.nets.configs import network_configs
+    from rllib_mwm.core.validation import (
+        check_losses_and_optimizers,
+        check_replay,
+        check_schedule,
+    )
+
+    values = copy.deepcopy(MWM_DEFAULTS)
+    values.update(gamma=0.99, lambda_=0.95, seed=None, env_config={})
+    steps = []
+    for name in presets:
+        if name not in PRESETS:
+            raise unknown_key_error(name, PRESETS, where="MWM", noun="preset")
+        steps.append(copy.deepcopy(PRESETS[name]))
+    steps.append(dict(overrides))
+    for step in steps:
+        values["env_config"] = {**values["env_config"], **step.pop("env_config", {})}
+        if "lambda" in step:
+            step["lambda_"] = step.pop("lambda")
+        for key, value in step.items():
+            if key in ("gamma", "lambda_", "seed"):
+                values[key] = value
+            elif key in MWM_DEFAULTS:
+                values[key] = merge_mwm_value(key, values[key], value)
+            elif key not in RLLIB_PRESET_KEYS:
+                raise unknown_key_error(key, [*MWM_DEFAULTS, "gamma", "lambda", "seed"])
+    settings = types.SimpleNamespace(**values)
+    check_schedule(settings)
+    check_replay(settings)
+    check_losses_and_optimizers(settings)
+    network_configs(values)
+    return settings
