@@ -50,6 +50,8 @@ def test_gpu_check_short_form_runs_without_ray(tmp_path):
     for key in ("mae/loss", "world_model/loss", "actor/actor_loss"):
         assert report["last_metrics"][key] == report["last_metrics"][key]
     # The schedule: one world-model and one MAE update per 5 policy steps.
-    assert report["train_steps"] >= 150 - 100  # the debug preset's prefill
+    # Every env step counts: the debug preset's prefill (two 50-step episodes),
+    # then one policy step per round with one env.
+    assert report["agent_steps"] == 100 + report["train_steps"] == 150
     assert report["world_model_updates"] == report["train_steps"] // 5
     assert report["mae_updates"] == report["train_steps"] // 5

@@ -193,6 +193,18 @@ OLD_REFERENCES = {
 }
 
 
+def test_every_old_name_forwards_to_modules_that_exist():
+    import importlib.util
+
+    from rllib_mwm import _compat
+
+    for old, targets in _compat.OLD_MODULES.items():
+        for target in targets:
+            assert target not in _compat.OLD_MODULES, (old, target)
+            spec = importlib.util.find_spec(target)
+            assert spec is not None and spec.origin.endswith(".py"), (old, target)
+
+
 @pytest.mark.parametrize(("old", "new"), OLD_REFERENCES.items(), ids=".".join)
 def test_a_reference_pickled_under_the_flat_layout_loads_as_the_new_one(old, new):
     import importlib

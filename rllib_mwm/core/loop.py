@@ -12,8 +12,10 @@ episodes of the mode policy on their own envs, one each, right after pretraining
 and then every `eval_every` agent steps; they are not stored. The policy acts with
 the weights of the last update (no lag), in float32.
 
-The report holds agent steps, env frames, wall seconds per part and every
-evaluation's success rate and mean return at its agent steps and env frames.
+Agent steps count every env step taken (prefill included), stored or still in an
+unfinished episode, as the RLlib algorithm counts them. The report holds agent
+steps, env frames, wall seconds per part and every evaluation's success rate and
+mean return at its agent steps and env frames.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class CoreLoop:
                     steps.append(_step(obs, action, reward, terminated, info))
                     done = terminated or truncated
                 self._store(steps)
+                self.progress["agent_steps"] += len(steps) - 1
         if self.progress["agent_steps"] >= self.settings.prefill:
             self.progress["phase"] = "pretrain"
 
@@ -191,6 +194,7 @@ class CoreLoop:
                 self._store(self._episodes[i])
                 self._episodes[i] = None
         self.progress["train_steps"] += len(self.envs)
+        self.progress["agent_steps"] += len(self.envs)
 
     # -------------------------------------------------------------- evaluation
     def _evaluation_due(self) -> bool:
@@ -260,7 +264,6 @@ class CoreLoop:
             k: np.asarray(c, d) for k, c, d in zip(KEYS, columns, dtypes, strict=True)
         }
         self.replay.add_episode(episode)
-        self.progress["agent_steps"] += len(steps) - 1
 
     def _update(self, steps: list[tuple[bool, bool]]) -> None:
         settings = self.settings
