@@ -312,6 +312,7 @@ def train_ppo_one_iteration(env: str, storage, *flags: str, config: str = "{}"):
     )
 
 
+@pytest.mark.slow  # ~45 s: PPO through the `rllib` command, Ray started twice
 def test_any_registered_algorithm_trains_verbosely(tmp_path):
     run = train_ppo_one_iteration(
         "CartPole-v1",
