@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 import rllib_mwm  # noqa: E402,F401  (process set-up: headless rendering)
 from rllib_mwm.core.defaults import mwm_settings  # noqa: E402
 from rllib_mwm.core.loop import CoreLoop  # noqa: E402
+from rllib_mwm.tools import plot  # noqa: E402
 
 #: How the training run departs from the Meta-world preset: prefill and MAE
 #: pretraining cut (5000 each in the paper) so that minutes reach training.
@@ -75,24 +77,19 @@ def bench(args, name: str, extra: list[str], limit: float) -> dict | None:
 
 
 def paper_success(path: str | None, task: str, frames: int) -> dict | None:
-    """The paper's MWM success rate (mean over seeds) at the reported frame count
-    nearest to `frames`."""
-    if not path or not os.path.exists(path):
+    """The paper's MWM success rate (mean over seeds) at the frame count it
+    reports nearest to `frames`."""
+    if path is None:
         return None
-    rows = [
-        r
-        for r in json.loads(Path(path).read_text())
-        if r["task"] == task and r["method"] == "mwm"
-    ]
-    if not rows:
+    runs = [r for r in plot.read_reference(path, {task}) if r.method == "mwm (paper)"]
+    if not runs:
         return None
-    steps = rows[0]["steps"]
-    index = min(range(len(steps)), key=lambda i: abs(steps[i] - frames))
-    rates = [r["success_rates"][index] for r in rows if len(r["steps"]) > index]
+    curve = plot.aggregate(runs)
+    index = int(np.argmin(np.abs(curve.frames - frames)))
     return {
-        "paper_frames": steps[index],
-        "paper_mwm_success": sum(rates) / len(rates),
-        "paper_seeds": len(rates),
+        "paper_frames": int(curve.frames[index]),
+        "paper_mwm_success": float(curve.mean[index]),
+        "paper_seeds": curve.num_runs,
     }
 
 

@@ -25,9 +25,26 @@ def test_gpu_check_short_form_runs_without_ray(tmp_path):
         "MUJOCO_GL": "egl",
     }
     out = tmp_path / "gpu"
+    # The released scores' format: two seeds of the paper's MWM, and a DreamerV2 run.
+    scores = tmp_path / "score.json"
+    runs = [("mwm", 0, [0.2, 0.6]), ("mwm", 1, [0.4, 0.8]), ("dreamerv2", 0, [1, 1])]
+    scores.write_text(
+        json.dumps(
+            [
+                {
+                    "task": "metaworld_reach",
+                    "seed": seed,
+                    "method": method,
+                    "steps": [100, 1000],
+                    "success_rates": rates,
+                }
+                for method, seed, rates in runs
+            ]
+        )
+    )
     command = [sys.executable, str(ROOT / "scripts/gpu_check.py"), "--short"]
     done = subprocess.run(
-        [*command, "--device=cpu", f"--out={out}"],
+        [*command, "--device=cpu", f"--out={out}", f"--paper-scores={scores}"],
         env=env,
         capture_output=True,
         text=True,
@@ -45,6 +62,11 @@ def test_gpu_check_short_form_runs_without_ray(tmp_path):
     assert train["train_agent_steps_per_s"] > 0
     (evaluation,) = train["evaluations"]
     assert 0.0 <= evaluation["success_rate"] <= 1.0
+    # At 200 env frames (after the 100 prefill agent steps) the paper's nearest
+    # point is 100 frames: the mean of its two MWM seeds there.
+    assert evaluation["env_frames"] == 200
+    assert evaluation["paper_frames"] == 100 and evaluation["paper_seeds"] == 2
+    assert abs(evaluation["paper_mwm_success"] - 0.3) < 1e-12
     report = json.loads((out / "train.json").read_text())
     # Real updates ran on replayed episodes: finite losses of every optimizer.
     for key in ("mae/loss", "world_model/loss", "actor/actor_loss"):

@@ -32,7 +32,13 @@ from rllib_mwm.core.defaults import MODEL_KEYS
 from rllib_mwm.core.envs.registry import make_env
 from rllib_mwm.core.learner import CoreLearner
 from rllib_mwm.core.model import MWMModel
-from rllib_mwm.core.replay.buffer import KEYS, ReplayBuffer
+from rllib_mwm.core.replay.buffer import ReplayBuffer
+from rllib_mwm.core.replay.episodes import (
+    env_step,
+    episode_arrays,
+    random_episode,
+    reset_step,
+)
 from rllib_mwm.core.schedule import interleaved, owed_updates, pretraining_plan
 
 
@@ -53,10 +59,9 @@ class CoreLoop:
         self.envs = [
             make_env(task, **{**env_config, "seed": seed + i}) for i in range(num_envs)
         ]
-        evaluators = max(1, settings.eval_eps)
         self.eval_envs = [
             make_env(task, **{**env_config, "seed": seed + 10_000 + i})
-            for i in range(evaluators if settings.eval_eps else 0)
+            for i in range(settings.eval_eps)
         ]
         env = self.envs[0]
         self.action_repeat = getattr(env, "action_repeat", 1)
@@ -134,17 +139,9 @@ class CoreLoop:
         """One whole uniform-random episode on every env."""
         with self._timed("prefill"):
             for env in self.envs:
-                env.action_space.seed(int(self.rng.integers(2**31)))
-                obs, _ = env.reset(seed=int(self.rng.integers(2**31)))
-                steps = [_first_step(obs, env.action_space.shape)]
-                done = False
-                while not done:
-                    action = env.action_space.sample()
-                    obs, reward, terminated, truncated, info = env.step(action)
-                    steps.append(_step(obs, action, reward, terminated, info))
-                    done = terminated or truncated
-                self._store(steps)
-                self.progress["agent_steps"] += len(steps) - 1
+                episode = random_episode(env, int(self.rng.integers(2**31)))
+                self.replay.add_episode(episode)
+                self.progress["agent_steps"] += len(episode["obs"]) - 1
         if self.progress["agent_steps"] >= self.settings.prefill:
             self.progress["phase"] = "pretrain"
 
@@ -183,15 +180,16 @@ class CoreLoop:
         for i, env in enumerate(self.envs):
             if self._episodes[i] is None:
                 frame, _ = env.reset(seed=int(self.rng.integers(2**31)))
-                self._episodes[i] = [_first_step(frame, env.action_space.shape)]
+                self._episodes[i] = [reset_step(frame, env.action_space.shape)]
             obs.append(self._episodes[i][-1][0])
             is_first.append(len(self._episodes[i]) == 1)
         actions, self._state = self._act(model, obs, is_first, self._state, True)
         for i, env in enumerate(self.envs):
             frame, reward, terminated, truncated, info = env.step(actions[i])
-            self._episodes[i].append(_step(frame, actions[i], reward, terminated, info))
+            step = env_step(frame, actions[i], reward, terminated, info)
+            self._episodes[i].append(step)
             if terminated or truncated:
-                self._store(self._episodes[i])
+                self.replay.add_episode(episode_arrays(self._episodes[i]))
                 self._episodes[i] = None
         self.progress["train_steps"] += len(self.envs)
         self.progress["agent_steps"] += len(self.envs)
@@ -257,14 +255,6 @@ class CoreLoop:
         actions = actions[:, 0].float().cpu().numpy()
         return actions, state
 
-    def _store(self, steps: list[tuple]) -> None:
-        columns = list(zip(*steps, strict=True))
-        dtypes = (np.uint8, np.float32, np.float32, bool, bool, bool)
-        episode = {
-            k: np.asarray(c, d) for k, c, d in zip(KEYS, columns, dtypes, strict=True)
-        }
-        self.replay.add_episode(episode)
-
     def _update(self, steps: list[tuple[bool, bool]]) -> None:
         settings = self.settings
         for mae, world_model in steps:
@@ -291,13 +281,3 @@ class CoreLoop:
             yield
         finally:
             self.seconds[part] += time.perf_counter() - start
-
-
-def _first_step(frame, action_shape) -> tuple:
-    """(obs, action, reward, is_first, is_terminal, success) of a reset frame."""
-    return (frame, np.zeros(action_shape, np.float32), 0.0, True, False, False)
-
-
-def _step(frame, action, reward, terminated, info) -> tuple:
-    success = bool(info.get("success", False))
-    return (frame, np.asarray(action, np.float32), reward, False, terminated, success)
