@@ -290,12 +290,7 @@ def mwm_settings(*presets: str, **overrides: Any) -> types.SimpleNamespace:
 
     Besides the MWM keys: `gamma` (0.99), `lambda_` (0.95; `lambda` in a dict),
     `seed` (None) and `env_config` (the presets' env settings, merged)."""
-    from rllib_mwm.core.nets.configs import network_configs
-    from rllib_mwm.core.validation import (
-        check_losses_and_optimizers,
-        check_replay,
-        check_schedule,
-    )
+    from rllib_mwm.core.validation import check_values
 
     values = copy.deepcopy(MWM_DEFAULTS)
     values.update(gamma=0.99, lambda_=0.95, seed=None, env_config={})
@@ -317,8 +312,5 @@ def mwm_settings(*presets: str, **overrides: Any) -> types.SimpleNamespace:
             elif key not in RLLIB_PRESET_KEYS:
                 raise unknown_key_error(key, [*MWM_DEFAULTS, "gamma", "lambda", "seed"])
     settings = types.SimpleNamespace(**values)
-    check_schedule(settings)
-    check_replay(settings)
-    check_losses_and_optimizers(settings)
-    network_configs(values)
+    check_values(settings)
     return settings

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from rllib_mwm.core.training import MWMUpdates
@@ -56,20 +54,6 @@ class CoreLearner(MWMUpdates):
 
     def optimizer_and_params(self, name: str):
         return self.optimizers[name]
-
-    def get_state(self) -> dict[str, Any]:
-        self._check_finite_weights()
-        return {
-            "module": self.mwm_module.state_dict(),
-            "optimizers": {n: o.state_dict() for n, (o, _) in self.optimizers.items()},
-            "mwm_progress": self.update_state(),
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.mwm_module.load_state_dict(state["module"])
-        for name, (optimizer, _) in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        self.load_update_state(state["mwm_progress"])
 
 
 def compile_transformers(module) -> None:

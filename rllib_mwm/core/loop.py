@@ -90,7 +90,8 @@ class CoreLoop:
         self.evaluations: list[dict[str, Any]] = []
         self.last_metrics: dict[str, float] = {}
         self._episodes = [None] * num_envs  # Steps of each env's current episode.
-        self._state = None  # The policy's recurrent state, one row per env.
+        #: The policy's recurrent state, one row per env.
+        self._state = self._initial_state(num_envs)
 
     # -------------------------------------------------------------------- run
     def run(self, minutes: float | None = None, agent_steps: int | None = None):
@@ -174,8 +175,6 @@ class CoreLoop:
 
     def _policy_round(self) -> None:
         model = self.learner.mwm_module
-        if self._state is None:
-            self._state = self._initial_state(len(self.envs))
         obs, is_first = [], []
         for i, env in enumerate(self.envs):
             if self._episodes[i] is None:

@@ -6,10 +6,23 @@ from __future__ import annotations
 
 import numbers
 
+from rllib_mwm.core.defaults import MODEL_KEYS
+from rllib_mwm.core.nets.configs import network_configs
+
 
 def _need(condition: bool, field: str, what: str) -> None:
     if not condition:
         raise ValueError(f"MWMConfig.{field} {what}.")
+
+
+def check_values(config) -> None:
+    """Every value alone and with the ones it must fit, then the networks' sizes
+    (`network_configs`, the same builder the networks use). `config`: the MWM keys
+    as attributes (`MWMConfig`, `mwm_settings`)."""
+    check_schedule(config)
+    check_replay(config)
+    check_losses_and_optimizers(config)
+    network_configs({key: getattr(config, key) for key in MODEL_KEYS})
 
 
 def check_schedule(config) -> None:

@@ -38,12 +38,7 @@ from rllib_mwm.core.defaults import (
     unknown_key_error,
 )
 from rllib_mwm.core.envs.registry import check_env, is_task_name
-from rllib_mwm.core.nets.configs import network_configs
-from rllib_mwm.core.validation import (
-    check_losses_and_optimizers,
-    check_replay,
-    check_schedule,
-)
+from rllib_mwm.core.validation import check_values
 from rllib_mwm.rllib.reporting import log_episode_success
 
 logger = logging.getLogger(__name__)
@@ -270,15 +265,7 @@ class MWMConfig(AlgorithmConfig):
                 raise ValueError(
                     f"MWMConfig.{name} must be one of {choices}, got {value!r}."
                 )
-        self._validate_values()
-
-    def _validate_values(self) -> None:
-        """Every value alone and with the ones it must fit, then the networks'
-        sizes (`network_configs`, the same builder the RLModule uses)."""
-        check_schedule(self)
-        check_replay(self)
-        check_losses_and_optimizers(self)
-        network_configs({key: getattr(self, key) for key in MODEL_KEYS})
+        check_values(self)
 
     def build_env_to_module_connector(self, env=None, spaces=None, device=None):
         """Adds RLlib's `is_first` column so the module resets its state
