@@ -496,3 +496,32 @@ def test_elu_matches_torch_values_and_gradients():
     nonfinite = torch.tensor([float("nan"), float("-inf"), float("inf")])
     assert torch.equal(elu(nonfinite).isnan(), torch.tensor([True, False, False]))
     assert elu(nonfinite)[1:].tolist() == [-1.0, float("inf")]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_lean_mlp_matches_timm_mlp_values_and_gradients(precision):
+    """LeanMlp recomputes GELU(h) in the backward instead of keeping it: the same
+    outputs and gradients as timm's Mlp with the same weights, fp32 and bf16."""
+    from timm.layers import Mlp
+
+    from rllib_mwm.core.nets.vit import LeanMlp
+
+    torch.manual_seed(0)
+    lean, plain = LeanMlp(16, 64), Mlp(16, 64)
+    plain.load_state_dict(lean.state_dict())
+    x = torch.randn(3, 5, 16)
+    results = []
+    for mlp in (lean, plain):
+        inputs = x.clone().requires_grad_()
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+            out = mlp(inputs)
+        grads = torch.autograd.grad(
+            out.float().square().sum(), [inputs, *mlp.parameters()]
+        )
+        results.append((out, *grads))
+    tolerance = {"fp32": {"rtol": 1e-5, "atol": 1e-6}, "bf16": {}}[precision]
+    for ours, theirs in zip(*results, strict=True):
+        assert ours.dtype == theirs.dtype
+        torch.testing.assert_close(ours, theirs, **tolerance)
+    with torch.no_grad():  # Without autograd it is the plain forward.
+        torch.testing.assert_close(lean(x), plain(x))

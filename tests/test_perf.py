@@ -98,6 +98,37 @@ def test_freed_blocks_stay_with_the_process(monkeypatch, opt_out, returned):
     assert (fraction_returned > 0.9) is returned, fraction_returned
 
 
+_BREAK_AFTER_FREE = textwrap.dedent(
+    """
+    import ctypes
+    import rllib_mwm  # noqa: F401  (tunes the allocator)
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = libc.sbrk.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.sbrk.argtypes = [ctypes.c_long]
+    block = libc.malloc(5 << 29)  # 2.5 GiB from the heap; untouched, so cheap
+    assert block, "malloc failed"
+    grown = libc.sbrk(0)
+    libc.free(block)
+    print(grown - libc.sbrk(0))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_a_freed_block_over_2_gib_stays_with_the_process(monkeypatch):
+    """A paper-size update frees more than 2 GiB at the heap's top at once; a trim
+    threshold of 2 GiB (mallopt's largest positive value) gave it back to the
+    kernel, and the next update faulted it in again."""
+    monkeypatch.delenv(perf.ALLOCATOR_ENV, raising=False)
+    out = subprocess.run(
+        [sys.executable, "-c", _BREAK_AFTER_FREE], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) == 0  # The heap's top did not move down.
+
+
 def _losses(metrics):
     keys = ("mae/mae_pixel_loss", "world_model/feature_loss", "world_model/kl_loss")
     return np.array([metrics[k] for k in keys if k in metrics])

@@ -159,7 +159,9 @@ def tune_allocator() -> str:
     """Makes glibc keep freed memory instead of returning it to the kernel.
 
     No mmap for large blocks (they come from the heap and are reused), no trimming
-    of the heap top, 64 MB of top padding. Peak memory is unchanged (the same
+    of the heap top at any size (a threshold of -1: a paper-size update frees
+    more than 2 GiB, mallopt's largest positive threshold, at the top at once),
+    64 MB of top padding. Peak memory is unchanged (the same
     blocks are reused); memory freed after the peak is not given back. Returns a
     description of what was done.
     """
@@ -174,7 +176,7 @@ def tune_allocator() -> str:
         libc.mallopt(option, value)
         for option, value in (
             (_M_MMAP_MAX, 0),
-            (_M_TRIM_THRESHOLD, 2**31 - 1),
+            (_M_TRIM_THRESHOLD, -1),  # -1: never trim (mallopt(3))
             (_M_TOP_PAD, 64 << 20),
         )
     )

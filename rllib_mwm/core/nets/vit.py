@@ -7,6 +7,8 @@ CLS reordering. Tokens are batch-major: (N, L, D).
 from functools import partial
 
 import torch
+import torch.nn.functional as F
+from timm.layers import Mlp
 from timm.models.vision_transformer import Block
 from torch import nn
 
@@ -114,15 +116,57 @@ def move_cls_first(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.roll(1, dims=-2)
 
 
+class _GeluLinear(torch.autograd.Function):
+    """linear(gelu(h), weight, bias) that keeps only h for the backward and
+    recomputes gelu(h) there. Autograd would keep both h (for GELU's gradient) and
+    gelu(h) (for the weight's), each as large as the MLP's hidden layer: 0.33 GB
+    per latent-ViT block at the paper's batch. The same ops as autograd's, so the
+    same numbers; under autocast the matmuls run in h's dtype."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        ctx.save_for_backward(h, weight)
+        return F.linear(F.gelu(h), weight.to(h.dtype), bias.to(h.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, weight = ctx.saved_tensors
+        grad = grad.to(h.dtype)
+        rows = grad.reshape(-1, grad.shape[-1])
+        grad_weight = rows.t().mm(F.gelu(h).reshape(-1, h.shape[-1]))
+        grad_h = torch.ops.aten.gelu_backward(grad.matmul(weight.to(h.dtype)), h)
+        return grad_h, grad_weight.to(weight.dtype), rows.sum(0).to(weight.dtype)
+
+
+class LeanMlp(Mlp):
+    """timm's `Mlp` (GELU, no dropout or norm: the parameters and numbers are
+    its) whose GELU output is recomputed in the backward instead of kept
+    (`_GeluLinear`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.fc1(x)
+        if not (torch.is_grad_enabled() and hidden.requires_grad):
+            return self.fc2(self.act(hidden))
+        return _GeluLinear.apply(hidden, self.fc2.weight, self.fc2.bias)
+
+
 class TransformerStack(nn.Module):
-    """`depth` pre-norm timm Blocks (qkv bias, GELU, no dropout) + LayerNorm."""
+    """`depth` pre-norm timm Blocks (qkv bias, GELU, no dropout; `LeanMlp`) +
+    LayerNorm."""
 
     def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0):
         super().__init__()
         norm = partial(nn.LayerNorm, eps=1e-6)
         self.blocks = nn.Sequential(
             *[
-                Block(dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm)
+                Block(
+                    dim,
+                    num_heads,
+                    mlp_ratio,
+                    qkv_bias=True,
+                    norm_layer=norm,
+                    mlp_layer=LeanMlp,
+                )
                 for _ in range(depth)
             ]
         )
