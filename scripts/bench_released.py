@@ -36,7 +36,7 @@ import sys
 import time
 import warnings
 
-#: Meta-world's observation keys as the released code's replay holds them.
+#: Meta-world's proprioceptive state and action sizes.
 _STATE_DIM, _ACTION_DIM = 39, 4
 
 
@@ -119,8 +119,10 @@ def main(argv=None) -> int:
         "image": box(0, 255, (*size, 3), dtype=np.uint8),
         "reward": box(-np.inf, np.inf, (), dtype=np.float32),
         "state": box(-np.inf, np.inf, (_STATE_DIM,), dtype=np.float32),
-        **{key: box(0, 1, (), dtype=bool) for key in ("is_first", "is_last")},
-        **{key: box(0, 1, (), dtype=bool) for key in ("is_terminal", "success")},
+        **{
+            key: box(0, 1, (), dtype=bool)
+            for key in ("is_first", "is_last", "is_terminal", "success")
+        },
     }
     act_space = {"action": box(-1, 1, (_ACTION_DIM,), dtype=np.float32)}
     agnt = agent.Agent(config, obs_space, act_space, common.Counter(0))

@@ -525,3 +525,10 @@ def test_lean_mlp_matches_timm_mlp_values_and_gradients(precision):
         torch.testing.assert_close(ours, theirs, **tolerance)
     with torch.no_grad():  # Without autograd it is the plain forward.
         torch.testing.assert_close(lean(x), plain(x))
+
+
+def test_lean_mlp_refuses_an_activation_it_would_not_recompute():
+    from rllib_mwm.core.nets.vit import LeanMlp
+
+    with pytest.raises(ValueError, match="exact GELU"):
+        LeanMlp(16, 64, act_layer=lambda: torch.nn.GELU(approximate="tanh"))

@@ -141,7 +141,12 @@ class _GeluLinear(torch.autograd.Function):
 class LeanMlp(Mlp):
     """timm's `Mlp` (GELU, no dropout or norm: the parameters and numbers are
     its) whose GELU output is recomputed in the backward instead of kept
-    (`_GeluLinear`)."""
+    (`_GeluLinear`, which computes exact GELU itself)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not (isinstance(self.act, nn.GELU) and self.act.approximate == "none"):
+            raise ValueError(f"LeanMlp recomputes exact GELU, not {self.act}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.fc1(x)
