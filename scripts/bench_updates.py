@@ -170,13 +170,15 @@ def run_child(args) -> list[dict]:
             fn()
         sync(args.device)
         warmup = time.perf_counter() - start
-        times = []
+        times, faults = [], []
         for _ in range(args.repeats):
             sync(args.device)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             fn()
             sync(args.device)
             times.append(time.perf_counter() - start)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
         median = statistics.median(times)
         # Of the plain updates so far, before the FLOP counter and the profiler.
         timed_peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -191,6 +193,9 @@ def run_child(args) -> list[dict]:
                 "update": update,
                 "median_s": median,
                 "times_s": times,
+                # Pages first touched during each timed update: a handful once
+                # the heap has stopped growing; more means heap growth was timed.
+                "minor_faults": faults,
                 "warmup_s": warmup,
                 "tflop": flops / 1e12,
                 "gflops_per_s": flops / median / 1e9,

@@ -56,6 +56,10 @@ def test_gpu_check_short_form_runs_without_ray(tmp_path):
     for update in ("mae", "world_model_actor_critic"):
         row = summary[f"{update} fp32"]
         assert row["seconds"] > 0 and row["tflop"] > 0
+    # The update benchmark counts the pages each timed update touched first.
+    for row in json.loads((out / "updates.json").read_text())["results"]:
+        assert len(row["minor_faults"]) == len(row["times_s"]) == 1
+        assert all(isinstance(n, int) and n >= 0 for n in row["minor_faults"])
     train = summary["train"]
     assert train["phase"] == "train" and train["agent_steps"] >= 150
     assert train["env_frames"] == 2 * train["agent_steps"]  # action_repeat 2
